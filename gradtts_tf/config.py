@@ -1,0 +1,208 @@
+"""One typed configuration tree for data, model and training, loaded from YAML.
+
+Defaults equal the official Grad-TTS ``params.py``. Unknown keys are an error that
+names the key and the file, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that does not fit the config tree."""
+
+
+@dataclass
+class AudioConfig:
+    """Waveform and log-mel settings (HiFi-GAN / Grad-TTS mel)."""
+
+    sample_rate: int = 22050
+    n_fft: int = 1024
+    hop_length: int = 256
+    win_length: int = 1024
+    n_mels: int = 80
+    f_min: float = 0.0
+    f_max: float = 8000.0
+
+
+@dataclass
+class TextConfig:
+    """Text front end settings."""
+
+    add_blank: bool = True
+    cleaners: str = "english_cleaners"
+    use_cmudict: bool = True
+
+
+@dataclass
+class ModelConfig:
+    """Grad-TTS constructor arguments, named as in the official ``params.py``.
+
+    ``n_feats`` is not here: it is ``audio.n_mels``, so the two can never disagree.
+    """
+
+    n_vocab: int = 149
+    n_spks: int = 1
+    spk_emb_dim: int = 64
+    n_enc_channels: int = 192
+    filter_channels: int = 768
+    filter_channels_dp: int = 256
+    n_heads: int = 2
+    n_enc_layers: int = 6
+    enc_kernel: int = 3
+    enc_dropout: float = 0.1
+    window_size: int = 4
+    dec_dim: int = 64
+    beta_min: float = 0.05
+    beta_max: float = 20.0
+    pe_scale: int = 1000
+    # Official code does not condition the text encoder on the speaker; this adds it.
+    spk_cond_encoder: bool = False
+
+
+@dataclass
+class DataConfig:
+    """Dataset reading, splitting, padding and caching."""
+
+    n_val: int = 100
+    val_fraction: float = 0.0
+    split_seed: int = 1234
+    max_text_len: int = 0
+    max_mel_len: int = 0
+    bucketing: bool = False
+    n_buckets: int = 4
+    cache_mels: bool = True
+    cache_dir: str = ""
+    shuffle_buffer: int = 1000
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings (official trainer defaults)."""
+
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    out_size: int = 172
+    epochs: int = 10000
+    grad_clip: float = 1.0
+    seed: int = 37
+    jit_compile: bool = True
+
+
+@dataclass
+class Config:
+    """The whole configuration tree."""
+
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns the tree as nested plain dicts (YAML-serialisable)."""
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the tree as YAML to ``path``."""
+        with open(path, "w", encoding="utf-8") as f:
+            yaml.safe_dump(self.to_dict(), f, sort_keys=False)
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    """Checks and converts one leaf value to the dataclass field type."""
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if typ is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in names:
+            raise ConfigError(
+                f"{where}: unknown key '{key}' (allowed: {', '.join(sorted(names))})"
+            )
+        typ = hints[key]
+        if dataclasses.is_dataclass(typ):
+            kwargs[key] = _build(typ, value or {}, f"{where}.{key}" if where else key)
+        else:
+            kwargs[key] = _coerce(value, typ, f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def config_from_dict(values: dict[str, Any], source: str = "<dict>") -> Config:
+    """Builds a `Config` from nested dicts, rejecting unknown keys.
+
+    Args:
+        values: Nested mapping, e.g. ``{"train": {"batch_size": 8}}``.
+        source: Name used in error messages (usually the YAML path).
+
+    Raises:
+        ConfigError: On an unknown key or a value of the wrong type.
+    """
+    return _build(Config, values or {}, source)
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> Config:
+    """Loads a YAML config file and applies ``section.key=value`` overrides.
+
+    Args:
+        path: YAML file; ``None`` gives the defaults.
+        overrides: Strings like ``"train.batch_size=8"``; values are parsed as YAML.
+
+    Returns:
+        The validated `Config`.
+    """
+    values: dict[str, Any] = {}
+    source = str(path) if path is not None else "<defaults>"
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                values = yaml.safe_load(f) or {}
+        except FileNotFoundError as e:
+            raise ConfigError(f"config file not found: {path}") from e
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    for item in overrides or []:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ConfigError(f"override '{item}': expected section.key=value")
+        dotted, raw = item.split("=", 1)
+        section, key = dotted.split(".", 1)
+        values.setdefault(section, {})
+        if not isinstance(values[section], dict):
+            raise ConfigError(f"override '{item}': '{section}' is not a section")
+        values[section][key] = yaml.safe_load(raw)
+    return config_from_dict(values, source)
+
+
+def as_config(config: Config | str | os.PathLike | None) -> Config:
+    """Accepts a `Config`, a YAML path or ``None`` (defaults) and returns a `Config`."""
+    if isinstance(config, Config):
+        return config
+    return load_config(config)
