@@ -37,8 +37,6 @@ class TextConfig:
     """Text front end settings."""
 
     add_blank: bool = True
-    cleaners: str = "english_cleaners"
-    use_cmudict: bool = True
 
 
 @dataclass

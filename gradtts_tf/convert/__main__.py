@@ -1,0 +1,3 @@
+from gradtts_tf.convert import main
+
+main()
