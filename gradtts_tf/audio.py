@@ -117,8 +117,9 @@ def save_audio(path: str | os.PathLike, audio: np.ndarray | tf.Tensor, sample_ra
         sample_rate: Rate in Hz.
     """
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)  # [samples]
-    sf.write(os.fspath(path), np.clip(audio, -1.0, 1.0), int(sample_rate), subtype="PCM_16",
-             format="WAV")
+    sf.write(
+        os.fspath(path), np.clip(audio, -1.0, 1.0), int(sample_rate), subtype="PCM_16", format="WAV"
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -292,15 +293,26 @@ class MelSpectrogram:
     def from_config(cls, cfg: AudioConfig) -> MelSpectrogram:
         """Builds from an `AudioConfig`."""
         return cls(
-            cfg.sample_rate, cfg.n_fft, cfg.hop_length, cfg.win_length, cfg.n_mels,
-            cfg.f_min, cfg.f_max,
+            cfg.sample_rate,
+            cfg.n_fft,
+            cfg.hop_length,
+            cfg.win_length,
+            cfg.n_mels,
+            cfg.f_min,
+            cfg.f_max,
         )
 
     def __call__(self, audio: tf.Tensor | np.ndarray) -> tf.Tensor:
         """``[samples]`` / ``[B, samples]`` -> ``[frames, n_mels]`` / ``[B, frames, n_mels]``."""
         return mel_spectrogram(
-            audio, self.sample_rate, self.n_fft, self.hop_length, self.win_length,
-            self.n_mels, self.f_min, self.f_max,
+            audio,
+            self.sample_rate,
+            self.n_fft,
+            self.hop_length,
+            self.win_length,
+            self.n_mels,
+            self.f_min,
+            self.f_max,
         )
 
 
@@ -374,15 +386,22 @@ def griffin_lim(
     def istft(spec: tf.Tensor) -> tf.Tensor:
         # [B, frames, bins] -> [B, (frames - 1) * hop + win_length]
         return tf.signal.inverse_stft(
-            spec, frame_length=win_length, frame_step=hop_length, fft_length=n_fft,
+            spec,
+            frame_length=win_length,
+            frame_step=hop_length,
+            fft_length=n_fft,
             window_fn=inv_window_fn,
         )
 
     def stft(signal: tf.Tensor) -> tf.Tensor:
         # [B, (frames - 1) * hop + win_length] -> [B, frames, bins]
         return tf.signal.stft(
-            signal, frame_length=win_length, frame_step=hop_length, fft_length=n_fft,
-            window_fn=window_fn, pad_end=False,
+            signal,
+            frame_length=win_length,
+            frame_step=hop_length,
+            fft_length=n_fft,
+            window_fn=window_fn,
+            pad_end=False,
         )
 
     if init_angles is None:

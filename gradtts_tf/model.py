@@ -295,6 +295,7 @@ class GradTTS(keras.Model):
         spk=None,
         stoc: bool = False,
         noise=None,
+        seed: int | None = None,
     ):
         """Text ids to mel by the reverse diffusion (official ``GradTTS.forward``).
 
@@ -307,7 +308,10 @@ class GradTTS(keras.Model):
             spk: Speaker ids ``[B]`` (multi-speaker models).
             stoc: Stochastic reverse SDE instead of the probability-flow ODE.
             noise: Gaussian ``eps`` ``[B, T, n_feats]`` with ``T >= fix_len(max length)``;
-                drawn from the model's seed generator when ``None``.
+                drawn when ``None``.
+            seed: When ``noise`` is ``None``, draw it statelessly from this seed (same
+                seed, same batch shape: same output); otherwise from the model's
+                seed generator.
 
         Returns:
             Dict with ``model_outputs`` (decoder mel ``[B, T_y, n_feats]``),
@@ -331,7 +335,9 @@ class GradTTS(keras.Model):
         mu_y = tf.matmul(attn, mu_x, transpose_a=True)  # [B, T_y, n_feats]
 
         # Start from mu_y plus scaled noise and run the reverse diffusion.
-        if noise is None:
+        if noise is None and seed is not None:
+            noise = tf.random.stateless_normal(tf.shape(mu_y), seed=[seed, 0])
+        elif noise is None:
             noise = keras.random.normal(tf.shape(mu_y), seed=self.seed_generator)
         else:
             noise = tf.cast(noise, "float32")[:, :y_max_padded]

@@ -1,0 +1,182 @@
+"""GradTTS model: parity with the official model, training mechanics, save/load."""
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gradtts_tf.convert import gradtts_from_official
+from gradtts_tf.model import GradTTS
+
+REF = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "reference"
+MODELS = ["gradtts_small", "gradtts_small_multispeaker"]
+
+
+def _cl(a):
+    """Official channels-first ``[B, C, T]`` -> ours ``[B, T, C]``."""
+    return np.transpose(a, (0, 2, 1))
+
+
+def _rel_close(ours, ref, rtol):
+    ours, ref = np.asarray(ours), np.asarray(ref)
+    assert ours.shape == ref.shape, (ours.shape, ref.shape)
+    err = np.max(np.abs(ours - ref)) / max(np.max(np.abs(ref)), 1e-8)
+    assert err < rtol, f"max error relative to max |ref|: {err:.2e}"
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def official(request):
+    name = request.param
+    params = json.loads((REF / f"{name}_config.json").read_text())
+    model = gradtts_from_official(REF / f"{name}_state_dict.npz", params)
+    io = dict(np.load(REF / f"{name}_io.npz"))
+    return model, io
+
+
+def test_official_losses(official):
+    model, io = official
+    batch = {
+        "x": io["x"], "x_lengths": io["x_lengths"], "y": _cl(io["loss_y"]),
+        "y_lengths": io["loss_y_lengths"], "spk": io.get("spk"),
+    }
+    losses = model.compute_losses(batch, out_size=None, t=io["loss_t"], z=_cl(io["loss_z"]))
+    for name in ("dur", "prior", "diff"):
+        np.testing.assert_allclose(losses[f"{name}_loss"], io[f"loss_{name}"], rtol=1e-4)
+    np.testing.assert_allclose(
+        losses["loss"], io["loss_dur"] + io["loss_prior"] + io["loss_diff"], rtol=1e-4
+    )
+
+
+@pytest.mark.parametrize("length_scale", ["1.0", "1.3"])
+@pytest.mark.parametrize("steps", [1, 10])
+def test_official_synthesis(official, length_scale, steps):
+    model, io = official
+    key = f"syn_ls{length_scale}_n{steps}"
+    out = model.synthesise(
+        io["x"], io["x_lengths"], n_timesteps=steps, temperature=1.5,
+        length_scale=float(length_scale), spk=io.get("spk"), noise=_cl(io[f"{key}_noise"]),
+    )
+    assert np.array_equal(out["mel_lengths"].numpy(), io[f"{key}_y_lengths"])
+    np.testing.assert_array_equal(out["attn"].numpy(), io[f"{key}_attn"][:, 0])
+    _rel_close(out["encoder_outputs"], _cl(io[f"{key}_mu_y"]), 1e-4)
+    _rel_close(out["model_outputs"], _cl(io[f"{key}_mel"]), 1e-4 if steps == 1 else 1e-3)
+
+
+def _tiny(**kwargs):
+    args = dict(
+        n_vocab=149, n_enc_channels=32, filter_channels=64, filter_channels_dp=32,
+        n_enc_layers=1, dec_dim=8, out_size=16, seed=3,
+    )
+    args.update(kwargs)
+    return GradTTS(**args)
+
+
+def _batch(b=2, t_x=7, t_y=24, seed=0, n_spks=1):
+    rng = np.random.default_rng(seed)
+    x_lengths = np.array([t_x, t_x - 3][:b], np.int32)
+    y_lengths = np.array([t_y, t_y - 6][:b], np.int32)
+    x = rng.integers(1, 149, (b, t_x)).astype(np.int32)
+    y = rng.normal(size=(b, t_y, 80)).astype(np.float32) - 4.0
+    for i in range(b):
+        x[i, x_lengths[i]:] = 0
+        y[i, y_lengths[i]:] = 0
+    return {
+        "x": x, "x_lengths": x_lengths, "y": y, "y_lengths": y_lengths,
+        "spk": rng.integers(0, n_spks, b).astype(np.int32),
+    }
+
+
+def test_summary_before_training_and_config_round_trip():
+    model = _tiny(n_spks=3, spk_emb_dim=8)
+    assert model.built and model.count_params() > 0
+    lines = []
+    model.summary(print_fn=lambda s, **_: lines.append(s))
+    assert any("encoder" in s for s in lines)
+    clone = GradTTS.from_config(model.get_config())
+    assert clone.get_config() == model.get_config()
+    assert [w.shape for w in clone.weights] == [w.shape for w in model.weights]
+
+
+def test_prior_loss_of_perfect_prediction():
+    model = _tiny()
+    batch = _batch()
+    mu_x = model.encoder(batch["x"], batch["x_lengths"])[0].numpy()
+    y = np.zeros_like(batch["y"])
+    for i in range(2):
+        tx, ty = int(batch["x_lengths"][i]), int(batch["y_lengths"][i])
+        # Each token's mean repeated over ty // tx frames: the exact optimum of MAS.
+        reps = np.full(tx, ty // tx)
+        reps[: ty - reps.sum()] += 1
+        y[i, :ty] = np.repeat(mu_x[i, :tx], reps, axis=0)
+    batch["y"] = y
+    losses = model.compute_losses(batch, out_size=None)
+    np.testing.assert_allclose(losses["prior_loss"], 0.5 * np.log(2 * np.pi), rtol=1e-5)
+
+
+def test_random_crop_when_every_item_is_shorter_than_out_size():
+    model = _tiny(out_size=40)
+    losses = model.compute_losses(_batch(t_y=24), training=True)
+    assert all(np.isfinite(float(v)) for v in losses.values())
+
+
+def _fit_steps(model, batch, steps):
+    ds = tf.data.Dataset.from_tensors(batch).repeat(steps)
+    return model.fit(ds, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("n_spks", [1, 3])
+def test_every_weight_trains_and_twin_is_untouched(n_spks):
+    trained, twin = _tiny(n_spks=n_spks, spk_emb_dim=8), _tiny(n_spks=n_spks, spk_emb_dim=8)
+    twin.set_weights(trained.get_weights())
+    before = [w.numpy().copy() for w in trained.trainable_weights]
+    trained.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+    history = _fit_steps(trained, _batch(n_spks=n_spks), 3)
+    assert np.isfinite(history.history["loss"]).all()
+    assert set(history.history) >= {"loss", "dur_loss", "prior_loss", "diff_loss"}
+    frozen = [
+        w.path for w, b in zip(trained.trainable_weights, before, strict=True)
+        if np.array_equal(w.numpy(), b)
+    ]
+    assert not frozen, f"weights that did not change (detached from the loss?): {frozen}"
+    for w, b in zip(twin.trainable_weights, before, strict=True):
+        assert np.array_equal(w.numpy(), b)
+
+
+def test_fit_graph_mode_xla_loss_goes_down():
+    model = _tiny(out_size=None)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), jit_compile=True)
+    batch = _batch()
+    first = float(model.compute_losses(batch)["prior_loss"])
+    _fit_steps(model, batch, 30)
+    last = float(model.compute_losses(batch)["prior_loss"])
+    assert last < first
+
+
+def test_weights_h5_round_trip(tmp_path):
+    model = _tiny()
+    path = tmp_path / "m.weights.h5"
+    model.save_weights(path)
+    other = _tiny(seed=99)
+    other.load_weights(path)
+    for a, b in zip(model.weights, other.weights, strict=True):
+        assert np.array_equal(a.numpy(), b.numpy()), a.path
+    batch = _batch()
+    out_a = model.synthesise(batch["x"], batch["x_lengths"], n_timesteps=2, seed=5)
+    out_b = other.synthesise(batch["x"], batch["x_lengths"], n_timesteps=2, seed=5)
+    np.testing.assert_array_equal(out_a["model_outputs"], out_b["model_outputs"])
+
+
+def test_mixed_precision_training_runs():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = _tiny()
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+        history = _fit_steps(model, _batch(), 2)
+        assert np.isfinite(history.history["loss"]).all()
+        losses = model.compute_losses(_batch())
+        assert all(v.dtype == tf.float32 for v in losses.values())
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
