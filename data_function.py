@@ -307,7 +307,6 @@ def prepare_corpus(
     tmp = manifest_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(dataclasses.asdict(manifest)))
     os.replace(tmp, manifest_file)
-    print(manifest.summary())
     return manifest
 
 
@@ -350,7 +349,7 @@ def build_dataset(
     def generate():
         for e in entries:
             try:
-                if e["mel_path"]:
+                if config.data.cache_mels:
                     feats = np.load(e["mel_path"])
                 else:
                     feats = load_audio(e["audio_path"], audio_cfg.sample_rate)

@@ -12,6 +12,8 @@ import tensorflow as tf
 
 # Score of impossible transitions in the official Cython MAS (a float32 there too).
 MAX_NEG_VAL = -1e9
+# Mel frames per block of the MAS forward loop.
+_BLOCK = 16
 
 
 def _dim(x: tf.Tensor, axis: int) -> int | tf.Tensor:
@@ -124,56 +126,79 @@ def maximum_path(value: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     """
     mask = tf.cast(mask, tf.float32)
     value = tf.cast(value, tf.float32) * mask  # [B, T_x, T_y]
-    t_x_max = _dim(value, 1)
-    t_y_max = _dim(value, 2)
+    batch_size, t_x_max, t_y_max = (_dim(value, i) for i in range(3))
     t_xs = tf.cast(tf.reduce_sum(mask[:, :, 0], axis=1), tf.int32)  # [B]
     t_ys = tf.cast(tf.reduce_sum(mask[:, 0, :], axis=1), tf.int32)  # [B]
 
+    # The DP walks frames in blocks of _BLOCK: each block is transposed to
+    # frame-major on its own (small, in cache), because one full
+    # [B, T_x, T_y] -> [T_y, B, T_x] transpose is slow under XLA on CPU. Padded
+    # frames lie outside every item's band, so they never change the result.
+    n_blocks = (t_y_max + _BLOCK - 1) // _BLOCK
+    t_y_pad = n_blocks * _BLOCK
+    value = tf.pad(value, [[0, 0], [0, 0], [0, t_y_pad - t_y_max]])  # [B, T_x, T_y_pad]
+    blocks = tf.reshape(value, tf.stack([batch_size, t_x_max, n_blocks, _BLOCK]))  # [B, T_x, N, K]
+
     neg = tf.constant(MAX_NEG_VAL, tf.float32)
     x_idx = tf.range(t_x_max)[None, :]  # [1, T_x]
-    is_first_token = tf.equal(x_idx, 0)  # [1, T_x]
-    # Mel-frame-major so each loop step reads one [B, T_x] column.
-    columns = tf.transpose(value, [2, 0, 1])  # [T_y, B, T_x]
-    batch_size = _dim(value, 0)
+    not_first_token = x_idx > 0  # [1, T_x]
+    below_pad = tf.fill(tf.stack([batch_size, 1]), neg)  # [B, 1]
 
     def shift_down(col: tf.Tensor) -> tf.Tensor:
-        """``col[:, x - 1]`` at ``x`` (``neg`` at ``x = 0``)."""
-        pad = tf.fill(tf.stack([batch_size, 1]), neg)  # [B, 1]
-        return tf.concat([pad, col[:, :-1]], axis=1)  # [B, T_x]
+        """``col[:, x - 1]`` at ``x`` (``neg`` at ``x = 0``), ``[B, T_x]``."""
+        return tf.concat([below_pad, col[:, :-1]], axis=1)
 
-    # Forward DP: carry column y - 1 (after its update), emit column y.
-    def dp_body(y, prev, acc):
-        cur = columns[y]  # [B, T_x]
+    def dp_step(y, prev, cur):
+        """Column ``y`` of the DP from the final column ``y - 1`` (official update)."""
         v_cur = tf.where(tf.equal(x_idx, y), neg, prev)  # [B, T_x]
         v_first = tf.where(tf.equal(y, 0), tf.constant(0.0), neg)
-        v_prev = tf.where(is_first_token, v_first, shift_down(prev))  # [B, T_x]
+        v_prev = tf.where(not_first_token, shift_down(prev), v_first)  # [B, T_x]
         updated = tf.maximum(v_cur, v_prev) + cur
         lo = tf.maximum(0, t_xs + y - t_ys)[:, None]  # [B, 1]
         hi = tf.minimum(t_xs, y + 1)[:, None]  # [B, 1]
         in_band = (x_idx >= lo) & (x_idx < hi)  # [B, T_x]
-        new = tf.where(in_band, updated, cur)
-        return y + 1, new, acc.write(y, new)
+        return tf.where(in_band, updated, cur)
 
+    def dp_body(j, prev, acc):
+        block = tf.transpose(blocks[:, :, j, :], [2, 0, 1])  # [K, B, T_x]
+
+        # A nested loop, not Python unrolling: XLA would fuse unrolled steps into
+        # each other and recompute them.
+        def step_body(k, prev, cols):
+            new = dp_step(j * _BLOCK + k, prev, block[k])
+            return k + 1, new, cols.write(k, new)
+
+        cols = tf.TensorArray(tf.float32, size=_BLOCK, element_shape=prev.shape)
+        _, prev, cols = tf.while_loop(
+            lambda k, *_: k < _BLOCK, step_body, (tf.constant(0), prev, cols)
+        )
+        return j + 1, prev, acc.write(j, cols.stack())
+
+    # Column "-1" is all neg: no cell at frame 0 can come from an earlier frame.
     init_prev = tf.fill(tf.stack([batch_size, t_x_max]), neg)  # [B, T_x]
-    acc = tf.TensorArray(tf.float32, size=t_y_max, element_shape=init_prev.shape)
-    _, _, acc = tf.while_loop(
-        lambda y, *_: y < t_y_max, dp_body, (tf.constant(0), init_prev, acc)
+    acc = tf.TensorArray(
+        tf.float32,
+        size=n_blocks,
+        element_shape=tf.TensorShape([_BLOCK]).concatenate(init_prev.shape),
     )
-    dp = acc.stack()  # [T_y, B, T_x]
+    _, _, acc = tf.while_loop(lambda j, *_: j < n_blocks, dp_body, (tf.constant(0), init_prev, acc))
+    dp = tf.reshape(acc.stack(), tf.stack([t_y_pad, batch_size, t_x_max]))  # [T_y_pad, B, T_x]
+    dp = dp[:t_y_max]  # [T_y, B, T_x]
 
-    # Backtracking rule as a per-cell decision, for all cells at once: at frame y,
-    # token x moves to x - 1 iff x != 0 and (x == y or dp[x, y-1] < dp[x-1, y-1]).
-    # Frame 0 never moves (its move would only matter after the last write).
-    dp_prev = tf.concat([tf.fill(tf.shape(dp[:1]), neg), dp[:-1]], axis=0)  # [T_y, B, T_x]
+    # The backtracking rule as a per-cell decision, for all cells at once: at frame
+    # y, token x moves to x - 1 iff x != 0 and (x == y or dp[x, y-1] < dp[x-1, y-1]).
+    # Frame 0 never moves (its move would only act after the last write).
+    dp_prev = tf.concat([init_prev[None], dp[:-1]], axis=0)  # [T_y, B, T_x]
     dp_prev_below = tf.concat(
         [tf.fill(tf.shape(dp_prev[:, :, :1]), neg), dp_prev[:, :, :-1]], axis=2
     )  # [T_y, B, T_x]
     y_idx = tf.range(t_y_max)[:, None, None]  # [T_y, 1, 1]
-    moves = tf.logical_not(is_first_token)[None] & (
+    moves = not_first_token[None] & (
         tf.equal(x_idx[None], y_idx) | (dp_prev < dp_prev_below)
     )  # [T_y, B, T_x]
 
-    # Backtracking: carry each item's token index, record it per frame.
+    # Backtracking from the last frame: carry each item's token index, record it
+    # per frame (-1 past the item's length or for an empty item).
     def bt_body(y, index, acc):
         active = y < t_ys  # [B]
         acc = acc.write(y, tf.where(active, index, -1))
@@ -182,10 +207,8 @@ def maximum_path(value: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
         return y - 1, tf.where(active & move, index - 1, index), acc
 
     idx_acc = tf.TensorArray(tf.int32, size=t_y_max, element_shape=t_xs.shape)
-    _, _, idx_acc = tf.while_loop(
-        lambda y, *_: y >= 0, bt_body, (t_y_max - 1, t_xs - 1, idx_acc)
-    )
+    _, _, idx_acc = tf.while_loop(lambda y, *_: y >= 0, bt_body, (t_y_max - 1, t_xs - 1, idx_acc))
     indices = tf.transpose(idx_acc.stack())  # [B, T_y]
-    # one_hot of -1 (inactive frame or empty item) is all zeros.
-    path = tf.transpose(tf.one_hot(indices, t_x_max, dtype=tf.float32), [0, 2, 1])  # [B, T_x, T_y]
-    return path * mask
+    # Built by comparison rather than one_hot + transpose (slow under XLA on CPU).
+    path = tf.equal(indices[:, None, :], tf.range(t_x_max)[None, :, None])  # [B, T_x, T_y]
+    return tf.cast(path, tf.float32) * mask

@@ -18,17 +18,18 @@ from gradtts_tf.layers.unet_blocks import (
     Downsample,
     LinearAttention,
     MishMLP,
-    ResnetBlock,
     Residual,
+    ResnetBlock,
     Rezero,
     SinusoidalPosEmb,
     Upsample,
 )
 
 
-def _attention(dim: int, name: str) -> Residual:
+def _attention(dim: int, name: str, dtype) -> Residual:
     """``Residual(Rezero(LinearAttention(dim)))`` with readable sublayer names."""
-    return Residual(Rezero(LinearAttention(dim, name="attn"), name="rezero"), name=name)
+    attn = LinearAttention(dim, name="attn", dtype=dtype)
+    return Residual(Rezero(attn, name="rezero", dtype=dtype), name=name, dtype=dtype)
 
 
 @keras.saving.register_keras_serializable(package="gradtts_tf")
@@ -75,13 +76,16 @@ class GradLogPEstimator2d(keras.layers.Layer):
         self.spk_emb_dim = spk_emb_dim
         self.n_feats = n_feats
         self.pe_scale = pe_scale
+        policy = self.dtype_policy
 
         if self.n_spks > 1:
-            self.spk_mlp = MishMLP(spk_emb_dim, 4 * spk_emb_dim, n_feats, name="spk_mlp")
+            self.spk_mlp = MishMLP(
+                spk_emb_dim, 4 * spk_emb_dim, n_feats, name="spk_mlp", dtype=policy
+            )
         else:
             self.spk_mlp = None
-        self.time_pos_emb = SinusoidalPosEmb(dim, name="time_pos_emb")
-        self.mlp = MishMLP(dim, 4 * dim, dim, name="mlp")
+        self.time_pos_emb = SinusoidalPosEmb(dim, name="time_pos_emb", dtype=policy)
+        self.mlp = MishMLP(dim, 4 * dim, dim, name="mlp", dtype=policy)
 
         dims = [2 + (1 if self.n_spks > 1 else 0), *(dim * m for m in self.dim_mults)]
         self._in_out = list(zip(dims[:-1], dims[1:], strict=True))
@@ -93,31 +97,39 @@ class GradLogPEstimator2d(keras.layers.Layer):
             is_last = i >= n_levels - 1
             self.downs.append(
                 [
-                    ResnetBlock(d_in, d_out, dim, groups=groups, name=f"downs_{i}_resnet1"),
-                    ResnetBlock(d_out, d_out, dim, groups=groups, name=f"downs_{i}_resnet2"),
-                    _attention(d_out, name=f"downs_{i}_attn"),
-                    None if is_last else Downsample(d_out, name=f"downs_{i}_down"),
+                    ResnetBlock(
+                        d_in, d_out, dim, groups=groups, name=f"downs_{i}_resnet1", dtype=policy
+                    ),
+                    ResnetBlock(
+                        d_out, d_out, dim, groups=groups, name=f"downs_{i}_resnet2", dtype=policy
+                    ),
+                    _attention(d_out, name=f"downs_{i}_attn", dtype=policy),
+                    None if is_last else Downsample(d_out, name=f"downs_{i}_down", dtype=policy),
                 ]
             )
 
         mid = dims[-1]
-        self.mid_block1 = ResnetBlock(mid, mid, dim, groups=groups, name="mid_block1")
-        self.mid_attn = _attention(mid, name="mid_attn")
-        self.mid_block2 = ResnetBlock(mid, mid, dim, groups=groups, name="mid_block2")
+        self.mid_block1 = ResnetBlock(mid, mid, dim, groups=groups, name="mid_block1", dtype=policy)
+        self.mid_attn = _attention(mid, name="mid_attn", dtype=policy)
+        self.mid_block2 = ResnetBlock(mid, mid, dim, groups=groups, name="mid_block2", dtype=policy)
 
         # Each level: [resnet1, resnet2, attention, upsample].
         self.ups = []
         for i, (d_in, d_out) in enumerate(reversed(self._in_out[1:])):
             self.ups.append(
                 [
-                    ResnetBlock(2 * d_out, d_in, dim, groups=groups, name=f"ups_{i}_resnet1"),
-                    ResnetBlock(d_in, d_in, dim, groups=groups, name=f"ups_{i}_resnet2"),
-                    _attention(d_in, name=f"ups_{i}_attn"),
-                    Upsample(d_in, name=f"ups_{i}_up"),
+                    ResnetBlock(
+                        2 * d_out, d_in, dim, groups=groups, name=f"ups_{i}_resnet1", dtype=policy
+                    ),
+                    ResnetBlock(
+                        d_in, d_in, dim, groups=groups, name=f"ups_{i}_resnet2", dtype=policy
+                    ),
+                    _attention(d_in, name=f"ups_{i}_attn", dtype=policy),
+                    Upsample(d_in, name=f"ups_{i}_up", dtype=policy),
                 ]
             )
-        self.final_block = Block(dim, dim, groups=groups, name="final_block")
-        self.final_conv = keras.layers.Conv2D(1, 1, name="final_conv")
+        self.final_block = Block(dim, dim, groups=groups, name="final_block", dtype=policy)
+        self.final_conv = keras.layers.Conv2D(1, 1, name="final_conv", dtype=policy)
 
     def build(self, input_shape=None):
         def conv_shape(c):

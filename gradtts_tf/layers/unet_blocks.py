@@ -55,10 +55,14 @@ class Block(keras.layers.Layer):
         self.dim = dim
         self.dim_out = dim_out
         self.groups = groups
-        self.conv = keras.layers.Conv2D(dim_out, 3, padding="same", name="conv")
+        self.conv = keras.layers.Conv2D(
+            dim_out, 3, padding="same", name="conv", dtype=self.dtype_policy
+        )
         # torch.nn.GroupNorm's default eps.
-        self.norm = keras.layers.GroupNormalization(groups=groups, epsilon=1e-5, name="norm")
-        self.mish = Mish(name="mish")
+        self.norm = keras.layers.GroupNormalization(
+            groups=groups, epsilon=1e-5, name="norm", dtype=self.dtype_policy
+        )
+        self.mish = Mish(name="mish", dtype=self.dtype_policy)
 
     def build(self, input_shape=None):
         self.conv.build(_conv_shape(self.dim))
@@ -102,8 +106,8 @@ class MishMLP(keras.layers.Layer):
         self.in_dim = in_dim
         self.hidden_dim = hidden_dim
         self.out_dim = out_dim
-        self.linear_in = keras.layers.Dense(hidden_dim, name="linear_in")
-        self.linear_out = keras.layers.Dense(out_dim, name="linear_out")
+        self.linear_in = keras.layers.Dense(hidden_dim, name="linear_in", dtype=self.dtype_policy)
+        self.linear_out = keras.layers.Dense(out_dim, name="linear_out", dtype=self.dtype_policy)
 
     def build(self, input_shape=None):
         self.linear_in.build((None, self.in_dim))
@@ -146,11 +150,13 @@ class ResnetBlock(keras.layers.Layer):
         self.dim_out = dim_out
         self.time_emb_dim = time_emb_dim
         self.groups = groups
-        self.mlp = keras.layers.Dense(dim_out, name="mlp")
-        self.block1 = Block(dim, dim_out, groups=groups, name="block1")
-        self.block2 = Block(dim_out, dim_out, groups=groups, name="block2")
+        self.mlp = keras.layers.Dense(dim_out, name="mlp", dtype=self.dtype_policy)
+        self.block1 = Block(dim, dim_out, groups=groups, name="block1", dtype=self.dtype_policy)
+        self.block2 = Block(dim_out, dim_out, groups=groups, name="block2", dtype=self.dtype_policy)
         if dim != dim_out:
-            self.res_conv = keras.layers.Conv2D(dim_out, 1, name="res_conv")
+            self.res_conv = keras.layers.Conv2D(
+                dim_out, 1, name="res_conv", dtype=self.dtype_policy
+            )
         else:
             self.res_conv = None
 
@@ -218,8 +224,10 @@ class LinearAttention(keras.layers.Layer):
         self.heads = heads
         self.dim_head = dim_head
         hidden = heads * dim_head
-        self.to_qkv = keras.layers.Conv2D(3 * hidden, 1, use_bias=False, name="to_qkv")
-        self.to_out = keras.layers.Conv2D(dim, 1, name="to_out")
+        self.to_qkv = keras.layers.Conv2D(
+            3 * hidden, 1, use_bias=False, name="to_qkv", dtype=self.dtype_policy
+        )
+        self.to_out = keras.layers.Conv2D(dim, 1, name="to_out", dtype=self.dtype_policy)
 
     def build(self, input_shape=None):
         self.to_qkv.build(_conv_shape(self.dim))
@@ -343,7 +351,9 @@ class Downsample(keras.layers.Layer):
     def __init__(self, dim: int, **kwargs):
         super().__init__(**kwargs)
         self.dim = dim
-        self.conv = keras.layers.Conv2D(dim, 3, strides=2, padding="valid", name="conv")
+        self.conv = keras.layers.Conv2D(
+            dim, 3, strides=2, padding="valid", name="conv", dtype=self.dtype_policy
+        )
 
     def build(self, input_shape=None):
         self.conv.build(_conv_shape(self.dim))
@@ -380,7 +390,9 @@ class Upsample(keras.layers.Layer):
     def __init__(self, dim: int, **kwargs):
         super().__init__(**kwargs)
         self.dim = dim
-        self.conv = keras.layers.Conv2DTranspose(dim, 4, strides=2, padding="same", name="conv")
+        self.conv = keras.layers.Conv2DTranspose(
+            dim, 4, strides=2, padding="same", name="conv", dtype=self.dtype_policy
+        )
 
     def build(self, input_shape=None):
         self.conv.build(_conv_shape(self.dim))
