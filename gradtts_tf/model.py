@@ -326,7 +326,10 @@ class GradTTS(keras.Model):
 
         # Durations: ceil(exp(logw)) * length_scale frames per token.
         w_ceil = tf.math.ceil(tf.exp(logw) * x_mask) * length_scale  # [B, T_x, 1]
-        y_lengths = tf.cast(tf.maximum(tf.reduce_sum(w_ceil, [1, 2]), 1.0), "int32")
+        # The total as a running sum (as generate_path's cumsum) rounds like the
+        # official float32 sum; reduce_sum's tree order can differ by one frame.
+        total = tf.cumsum(w_ceil[:, :, 0], axis=1)[:, -1]  # [B]
+        y_lengths = tf.cast(tf.maximum(total, 1.0), "int32")
         y_max_length = tf.reduce_max(y_lengths)
         y_max_padded = fix_len_compatibility(y_max_length)
         y_mask = sequence_mask(y_lengths, y_max_padded)[:, :, None]  # [B, T_y, 1]
