@@ -428,25 +428,27 @@ def test_tf_function_matches_eager(multi, jit):
     vec = tf.TensorSpec([None], tf.float32)
     emb = tf.TensorSpec([None, 16], tf.float32)
 
-    # One traced function (one XLA compilation) covering every entry point.
+    # Few U-Net traces per function: tracing / XLA-compiling one costs ~1-3 s on CPU.
     @tf.function(input_signature=[seq, msk, seq, vec, seq, emb], jit_compile=jit)
     def run(x, mask, mu, t, z, spk):
-        return (
-            dec.estimator(x, mask, mu, t, spk_emb=spk),
-            dec.loss_t(x, mask, mu, t, z, spk_emb=spk),
-            dec.reverse_diffusion(z, mask, mu, 2, spk_emb=spk),
-            dec.compute_loss(x, mask, mu, spk_emb=spk),
-        )
+        if jit:
+            # The estimator runs inside the sampler's while loop.
+            return (
+                dec.reverse_diffusion(z, mask, mu, 2, spk_emb=spk),
+                dec.compute_loss(x, mask, mu, spk_emb=spk, seed=13),
+            )
+        return dec.estimator(x, mask, mu, t, spk_emb=spk), dec.loss_t(x, mask, mu, t, z, spk)
 
-    est, loss, mel, random_loss = run(x, mask, mu, t, z, spk)
-    expected = (
-        dec.estimator(x, mask, mu, t, spk_emb=spk),
-        dec.loss_t(x, mask, mu, t, z, spk_emb=spk),
-        dec.reverse_diffusion(z, mask, mu, 2, spk_emb=spk),
-    )
-    for graph, eager in zip((est, loss, mel), expected, strict=True):
-        assert _rel_err(np.asarray(graph), np.asarray(eager))[1] < 1e-5
-    assert np.isfinite(float(random_loss))
+    graph = run(x, mask, mu, t, z, spk)
+    if jit:
+        eager = (dec.reverse_diffusion(z, mask, mu, 2, spk_emb=spk),)
+        # XLA's stateless RNG differs from the TF kernels: only check it is repeatable.
+        random_loss = float(graph[1])
+        assert np.isfinite(random_loss) and float(run(x, mask, mu, t, z, spk)[1]) == random_loss
+    else:
+        eager = (dec.estimator(x, mask, mu, t, spk_emb=spk), dec.loss_t(x, mask, mu, t, z, spk))
+    for g, e in zip(graph, eager, strict=False):
+        assert _rel_err(np.asarray(g), np.asarray(e))[1] < 1e-5
 
 
 def test_compute_loss_randomness(single):
