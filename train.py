@@ -16,7 +16,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--epochs", type=int, help="override train.epochs")
     parser.add_argument("--steps-per-epoch", type=int, help="batches per epoch")
-    parser.add_argument("--no-jit", action="store_true", help="turn XLA compilation off")
+    parser.add_argument(
+        "--no-jit", action="store_true",
+        help="turn XLA off (same as --set train.jit_compile=off; default: XLA on GPUs only)",
+    )
     args = parser.parse_args(argv)
     if args.epochs is not None and args.epochs < 1:
         parser.error("--epochs must be >= 1")

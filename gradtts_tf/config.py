@@ -91,7 +91,15 @@ class TrainConfig:
     epochs: int = 10000
     grad_clip: float = 1.0
     seed: int = 37
-    jit_compile: bool = True
+    # "auto": XLA on GPUs only (on CPU, XLA compiles for minutes and runs slower than
+    # TF's oneDNN kernels; see BENCHMARKS.md); "on" or "off" to force.
+    jit_compile: str = "auto"
+
+    def __post_init__(self):
+        if self.jit_compile not in ("auto", "on", "off"):
+            raise ConfigError(
+                f"train.jit_compile: expected 'auto', 'on' or 'off', got {self.jit_compile!r}"
+            )
 
 
 @dataclass
@@ -167,7 +175,9 @@ def config_from_dict(values: dict[str, Any], source: str = "<dict>") -> Config:
     return _build(Config, values or {}, source)
 
 
-def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> Config:
+def load_config(
+    path: str | os.PathLike | None = None, overrides: list[str] | None = None
+) -> Config:
     """Loads a YAML config file and applies ``section.key=value`` overrides.
 
     Args:

@@ -249,8 +249,10 @@ class GradTTS(keras.Model):
         return self.compute_losses(inputs, training=training)
 
     def train_step(self, data):
+        # fit() passes the batch dict; train_on_batch() wraps it as (x,).
+        batch, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
-            losses = self.compute_losses(data, training=True)
+            losses = self.compute_losses(batch, training=True)
             scaled = self.optimizer.scale_loss(losses["loss"])
         variables = self.trainable_variables
         grads = tape.gradient(scaled, variables)
@@ -259,7 +261,8 @@ class GradTTS(keras.Model):
         return self._update_metrics(losses)
 
     def test_step(self, data):
-        return self._update_metrics(self.compute_losses(data, training=False))
+        batch, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return self._update_metrics(self.compute_losses(batch, training=False))
 
     def _update_metrics(self, losses):
         for name, value in losses.items():

@@ -75,15 +75,17 @@ class Synthesizer:
         return [mel[i, : mel_lengths[i]] for i in range(len(seqs))]
 
     def mel_to_audio(self, mel: np.ndarray) -> np.ndarray:
-        """Vocodes one mel ``[T, n_mels]`` to float32 audio ``[samples]``."""
+        """Vocodes one mel ``[T, n_mels]`` to float32 audio ``[samples]`` in [-1, 1]."""
         if self.vocoder is not None:
-            return np.asarray(self.vocoder(mel[None])[0], np.float32)
+            audio = np.asarray(self.vocoder(mel[None])[0], np.float32)
+            return np.clip(audio, -1.0, 1.0)
         a = self.config.audio
         audio = griffin_lim(
             tf.constant(mel), sample_rate=a.sample_rate, n_fft=a.n_fft,
             hop_length=a.hop_length, win_length=a.win_length, f_min=a.f_min, f_max=a.f_max,
         )
-        return np.asarray(audio, np.float32)
+        # Griffin-Lim keeps the mel's loudness; an untrained model's mel can exceed 0 dBFS.
+        return np.clip(np.asarray(audio, np.float32), -1.0, 1.0)
 
     def tts(self, text: str, **kwargs) -> tuple[np.ndarray, int]:
         """Text to ``(waveform float32 [samples], sample_rate)``; see `text_to_mel` args."""

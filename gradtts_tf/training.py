@@ -19,12 +19,19 @@ from gradtts_tf.config import Config
 from gradtts_tf.model import GradTTS
 
 
+def use_xla(setting: str) -> bool:
+    """Resolves ``train.jit_compile`` ("auto" means: only when a GPU is visible)."""
+    if setting == "auto":
+        return bool(tf.config.list_physical_devices("GPU"))
+    return setting == "on"
+
+
 def build_model(config: Config, jit_compile: bool | None = None) -> GradTTS:
     """Builds and compiles `GradTTS` with Adam at the config's learning rate."""
     model = GradTTS.from_config_tree(config)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=config.train.learning_rate),
-        jit_compile=config.train.jit_compile if jit_compile is None else jit_compile,
+        jit_compile=use_xla(config.train.jit_compile) if jit_compile is None else jit_compile,
     )
     return model
 

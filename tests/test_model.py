@@ -145,14 +145,19 @@ def test_every_weight_trains_and_twin_is_untouched(n_spks):
         assert np.array_equal(w.numpy(), b)
 
 
-def test_fit_graph_mode_xla_loss_goes_down():
-    model = _tiny(out_size=None)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), jit_compile=True)
-    batch = _batch()
-    first = float(model.compute_losses(batch)["prior_loss"])
-    _fit_steps(model, batch, 30)
-    last = float(model.compute_losses(batch)["prior_loss"])
-    assert last < first
+@pytest.mark.slow
+def test_fit_under_xla():
+    # XLA is the GPU path; on CPU compiling the train step takes ~100 s.
+    model = _tiny(out_size=16)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    history = _fit_steps(model, _batch(), 2)
+    assert np.isfinite(history.history["loss"]).all()
+    changed = [
+        not np.array_equal(w.numpy(), b)
+        for w, b in zip(model.trainable_weights, before, strict=True)
+    ]
+    assert all(changed)
 
 
 def test_weights_h5_round_trip(tmp_path):
