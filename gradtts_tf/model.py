@@ -322,23 +322,9 @@ class GradTTS(keras.Model):
             ``[B, T_x, T_y_padded]`` and ``mel_lengths`` ``[B]``; ``T_y`` is the
             longest predicted length and frames past each item's length are zero.
         """
-        x = tf.convert_to_tensor(x)
-        x_lengths = tf.cast(x_lengths, "int32")
-        spk_emb = self._speaker(spk)
-        mu_x, logw, x_mask = self._encode(x, x_lengths, spk_emb, training=False)
-
-        # Durations: ceil(exp(logw)) * length_scale frames per token.
-        w_ceil = tf.math.ceil(tf.exp(logw) * x_mask) * length_scale  # [B, T_x, 1]
-        # The total as a running sum (as generate_path's cumsum) rounds like the
-        # official float32 sum; reduce_sum's tree order can differ by one frame.
-        total = tf.cumsum(w_ceil[:, :, 0], axis=1)[:, -1]  # [B]
-        y_lengths = tf.cast(tf.maximum(total, 1.0), "int32")
+        aligned = self.align(x, x_lengths, length_scale=length_scale, spk=spk)
+        mu_y, y_mask, y_lengths = aligned["mu_y"], aligned["y_mask"], aligned["y_lengths"]
         y_max_length = tf.reduce_max(y_lengths)
-        y_max_padded = fix_len_compatibility(y_max_length)
-        y_mask = sequence_mask(y_lengths, y_max_padded)[:, :, None]  # [B, T_y, 1]
-        attn_mask = x_mask * tf.transpose(y_mask, [0, 2, 1])  # [B, T_x, T_y]
-        attn = generate_path(w_ceil[:, :, 0], attn_mask)  # [B, T_x, T_y]
-        mu_y = tf.matmul(attn, mu_x, transpose_a=True)  # [B, T_y, n_feats]
 
         # Start from mu_y plus scaled noise and run the reverse diffusion.
         if noise is None and seed is not None:
@@ -346,15 +332,46 @@ class GradTTS(keras.Model):
         elif noise is None:
             noise = keras.random.normal(tf.shape(mu_y), seed=self.seed_generator)
         else:
-            noise = tf.cast(noise, "float32")[:, :y_max_padded]
+            noise = tf.cast(noise, "float32")[:, : tf.shape(mu_y)[1]]
         z = mu_y + noise / temperature
         mel = self.decoder.reverse_diffusion(
-            z, y_mask, mu_y, n_timesteps, stoc=stoc, spk_emb=spk_emb
+            z, y_mask, mu_y, n_timesteps, stoc=stoc, spk_emb=self._speaker(spk)
         )
         mel = tf.cast(mel, "float32")
         return {
             "model_outputs": mel[:, :y_max_length],
             "encoder_outputs": mu_y[:, :y_max_length],
-            "attn": attn,
+            "attn": aligned["attn"],
             "mel_lengths": y_lengths,
         }
+
+    def align(self, x, x_lengths, length_scale=1.0, spk=None):
+        """Text encoder, duration predictor and length regulation (no diffusion).
+
+        Args:
+            x: Token ids ``[B, T_x]``.
+            x_lengths: ``[B]``.
+            length_scale: Multiplies predicted durations (scalar).
+            spk: Speaker ids ``[B]`` (multi-speaker models).
+
+        Returns:
+            Dict with ``mu_y`` ``[B, T_y, n_feats]`` (``T_y`` = longest length rounded
+            up to a multiple of 4 for the U-Net), ``y_mask`` ``[B, T_y, 1]``,
+            ``y_lengths`` ``[B]`` int32 and ``attn`` ``[B, T_x, T_y]``.
+        """
+        x = tf.convert_to_tensor(x)
+        x_lengths = tf.cast(x_lengths, "int32")
+        mu_x, logw, x_mask = self._encode(x, x_lengths, self._speaker(spk), training=False)
+
+        # Durations: ceil(exp(logw)) * length_scale frames per token.
+        w_ceil = tf.math.ceil(tf.exp(logw) * x_mask) * length_scale  # [B, T_x, 1]
+        # The total as a running sum (as generate_path's cumsum) rounds like the
+        # official float32 sum; reduce_sum's tree order can differ by one frame.
+        total = tf.cumsum(w_ceil[:, :, 0], axis=1)[:, -1]  # [B]
+        y_lengths = tf.cast(tf.maximum(total, 1.0), "int32")
+        y_max_padded = fix_len_compatibility(tf.reduce_max(y_lengths))
+        y_mask = sequence_mask(y_lengths, y_max_padded)[:, :, None]  # [B, T_y, 1]
+        attn_mask = x_mask * tf.transpose(y_mask, [0, 2, 1])  # [B, T_x, T_y]
+        attn = generate_path(w_ceil[:, :, 0], attn_mask)  # [B, T_x, T_y]
+        mu_y = tf.matmul(attn, mu_x, transpose_a=True)  # [B, T_y, n_feats]
+        return {"mu_y": mu_y, "y_mask": y_mask, "y_lengths": y_lengths, "attn": attn}

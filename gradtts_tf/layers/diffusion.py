@@ -229,17 +229,40 @@ class Diffusion(keras.layers.Layer):
             noise = _f32(noise)
 
         def step(i, xt):
-            t_i = times[i]
-            noise_t = get_noise(t_i, self.beta_min, self.beta_max, cumulative=False)
-            score = self._estimate(xt, mask, mu, t_i * ones, spk_emb)
-            if stoc:
-                dxt_det = (0.5 * (mu - xt) - score) * noise_t * h
-                dxt = dxt_det + noise[i] * ops.sqrt(noise_t * h)
-            else:
-                dxt = 0.5 * (mu - xt - score) * noise_t * h
-            return (xt - dxt) * mask
+            return self.reverse_step(
+                xt, mask, mu, times[i] * ones, h, spk_emb, noise[i] if stoc else None
+            )
 
         return ops.fori_loop(0, n_timesteps, step, z * mask)
+
+    def reverse_step(self, xt, mask, mu, t, h, spk_emb=None, noise=None):
+        """One Euler(-Maruyama) step of the reverse diffusion, from ``t`` to ``t - h``.
+
+        The unit that `reverse_diffusion` loops over and that exported graphs run
+        once per host-loop iteration.
+
+        Args:
+            xt: ``[B, T, n_feats]`` current sample.
+            mask: ``[B, T, 1]``.
+            mu: ``[B, T, n_feats]``.
+            t: ``[B]`` time of each item (midpoint of the step).
+            h: Step size (Python float or scalar tensor).
+            spk_emb: ``[B, spk_emb_dim]`` or ``None``.
+            noise: ``[B, T, n_feats]`` standard normal draw for the stochastic
+                sampler; ``None`` gives the probability-flow ODE step.
+
+        Returns:
+            ``[B, T, n_feats]`` float32, masked.
+        """
+        xt, mask, mu, t = _f32(xt), _f32(mask), _f32(mu), _f32(t)
+        noise_t = get_noise(t, self.beta_min, self.beta_max, cumulative=False)[:, None, None]
+        score = self._estimate(xt, mask, mu, t, spk_emb)
+        if noise is not None:
+            dxt_det = (0.5 * (mu - xt) - score) * noise_t * h
+            dxt = dxt_det + _f32(noise) * ops.sqrt(noise_t * h)
+        else:
+            dxt = 0.5 * (mu - xt - score) * noise_t * h
+        return (xt - dxt) * mask
 
     def call(self, z, mask, mu, n_timesteps: int = 10, stoc: bool = False, spk_emb=None):
         """Runs ``reverse_diffusion`` (official ``Diffusion.forward``); see there."""
