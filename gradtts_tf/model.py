@@ -92,7 +92,8 @@ class GradTTS(keras.Model):
         )
         self.decoder = Diffusion(
             n_feats, dec_dim, n_spks=n_spks, spk_emb_dim=spk_emb_dim,
-            beta_min=beta_min, beta_max=beta_max, pe_scale=pe_scale, name="decoder",
+            beta_min=beta_min, beta_max=beta_max, pe_scale=pe_scale,
+            seed=None if seed is None else seed + 1, name="decoder",
         )
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
