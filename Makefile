@@ -8,12 +8,14 @@ CONFIG  ?= configs/demo.yaml
 
 .PHONY: setup system-deps demo test lint clean
 
-# Debian packages: flite speaks the demo dataset.
+# Debian packages: flite speaks the demo dataset; python3.11-venv where Python is Debian's.
 system-deps:
-	@command -v flite >/dev/null 2>&1 || { \
-	  echo "installing Debian package flite"; \
+	@pkgs=""; command -v flite >/dev/null 2>&1 || pkgs="flite"; \
+	$(PY) -c "import ensurepip" 2>/dev/null || pkgs="$$pkgs python3.11-venv"; \
+	if [ -n "$$pkgs" ]; then \
+	  echo "installing Debian packages:$$pkgs"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq flite; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$pkgs; fi
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)

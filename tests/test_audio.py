@@ -13,7 +13,6 @@ import tensorflow as tf
 from gradtts_tf import audio as audio_mod
 from gradtts_tf.audio import (
     AudioError,
-    MelSpectrogram,
     griffin_lim,
     load_audio,
     mel_from_config,
@@ -69,13 +68,10 @@ def test_mel_parity_from_wav(mel_case):
     np.testing.assert_allclose(mel, mel_case["mel"].T, rtol=0, atol=1e-4)
 
 
-def test_mel_from_config_and_class(mel_case):
+def test_mel_from_config(mel_case):
     ref = mel_case["mel"].T  # [T, 80]
     cfg = AudioConfig()
     np.testing.assert_allclose(mel_from_config(mel_case["audio"], cfg).numpy(), ref, atol=1e-4)
-    np.testing.assert_allclose(
-        MelSpectrogram.from_config(cfg)(mel_case["audio"]).numpy(), ref, atol=1e-4
-    )
 
 
 @pytest.mark.parametrize("n_samples", [28742, 5000, 1024])

@@ -65,6 +65,7 @@ def test_bad_input_is_skipped_and_reported(corpus, tmp_path):
     out = manifest.summary()
     assert "9 utterances usable, 6 skipped" in out
     assert "metadata.csv:14" in out
+    assert "resampled 1 files from 16000 Hz" in out
 
 
 def test_manifest_is_cached_and_reused(corpus, tmp_path):
@@ -155,3 +156,24 @@ def test_missing_data_path_is_clear(tmp_path):
         read_corpus(tmp_path / "nope")
     with pytest.raises(FileNotFoundError, match="without metadata.csv"):
         read_corpus(tmp_path)
+
+
+def test_damaged_cache_mid_epoch_is_skipped_not_fatal(corpus, tmp_path, caplog):
+    config = _config(tmp_path)
+    manifest = prepare_corpus(corpus, config, progress=False)
+    ds = build_dataset(corpus, config, "all", manifest=manifest)
+    victim = sorted(manifest.entries, key=lambda e: e["uid"])[0]
+    open(victim["mel_path"], "wb").close()  # truncated file: np.load raises EOFError
+    n = sum(int(b["x"].shape[0]) for b in ds)
+    assert n == len(manifest.entries) - 1
+    assert any(victim["uid"] in r.getMessage() and "metadata.csv:" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_new_audio_invalidates_the_cache(corpus, tmp_path):
+    config = _config(tmp_path)
+    first = prepare_corpus(corpus, config, progress=False)
+    assert "missing" not in {e["uid"] for e in first.entries}
+    sf.write(corpus / "wavs" / "missing.wav", _tone(0.5), SR)
+    second = prepare_corpus(corpus, config, progress=False)
+    assert "missing" in {e["uid"] for e in second.entries}

@@ -110,7 +110,7 @@ def test_rerun_replaces_corrupt_wav(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     (out / "wavs").mkdir(parents=True)
     (out / "wavs" / "demo_0001.wav").write_bytes(b"RIFF truncated")
-    result = demo_data.build_dataset(out, ["A short test sentence."], progress=False)
+    result = demo_data.build_demo_dataset(out, ["A short test sentence."], progress=False)
     assert result.n_synthesized == 1 and result.n_reused == 0
     assert demo_data.is_valid_wav(out / "wavs" / "demo_0001.wav", 22050)
     assert 0.5 < result.total_seconds < 15.0

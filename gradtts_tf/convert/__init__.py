@@ -97,8 +97,18 @@ def gradtts_from_official(
     from gradtts_tf.convert.encoder import load_encoder_weights
     from gradtts_tf.model import GradTTS
 
-    config = params if isinstance(params, Config) else config_from_official(params or {})
     weights = load_state_dict(state_dict)
+    if not isinstance(params, Config):
+        params = dict(params or {})
+        # Later official code feeds the speaker to the text encoder; its proj_m input
+        # is then n_enc_channels + spk_emb_dim wide. Detect that layout from the weights.
+        proj_m = weights.get("encoder.proj_m.weight")
+        n_enc = params.get("n_enc_channels", Config().model.n_enc_channels)
+        config = config_from_official(params)
+        if proj_m is not None and proj_m.shape[1] == n_enc + config.model.spk_emb_dim:
+            config.model.spk_cond_encoder = True
+    else:
+        config = params
     model = GradTTS.from_config_tree(config)
     used = load_encoder_weights(model.encoder, weights, prefix="encoder.")
     used |= load_decoder_weights(model.decoder, weights, prefix="decoder.")
