@@ -19,9 +19,11 @@ from gradtts_tf.convert.decoder import _Loader, load_decoder_weights
 from gradtts_tf.layers.diffusion import Diffusion, get_noise
 from gradtts_tf.layers.score_estimator import GradLogPEstimator2d
 from gradtts_tf.layers.unet_blocks import (
+    Block,
     Downsample,
     LinearAttention,
     Residual,
+    ResnetBlock,
     Rezero,
     SinusoidalPosEmb,
     Upsample,
@@ -515,3 +517,31 @@ def test_build_without_data_and_noise_schedule():
     assert get_noise(1.0, 0.05, 20.0, cumulative=True) == pytest.approx(10.025)
     with pytest.raises(ValueError, match="n_timesteps"):
         dec.reverse_diffusion(np.zeros((1, 4, 80)), np.ones((1, 4, 1)), np.zeros((1, 4, 80)), 0)
+
+
+@pytest.mark.parametrize("frames,length", [(4, 1), (8, 8)])
+def test_estimator_zero_input_and_shortest_mel(frames, length):
+    est = GradLogPEstimator2d(8, n_feats=80)
+    est.build()
+    x = tf.zeros([2, frames, 80])
+    mask = tf.sequence_mask([length, 1], frames, dtype=tf.float32)[:, :, None]  # [B, T, 1]
+    out = est(x, mask, x, tf.constant([0.5, 0.01])).numpy()
+    assert out.shape == (2, frames, 80) and np.isfinite(out).all()
+    assert np.all(out[0, length:] == 0) and np.all(out[1, 1:] == 0)
+    assert np.any(out[0, :length] != 0)  # biases alone give a non-zero score
+
+
+def test_unet_blocks_on_zeros_and_length_one():
+    x = tf.zeros([1, 4, 8, 8])  # [B, T, F, C]
+    mask = tf.constant([1.0, 0.0, 0.0, 0.0])[None, :, None, None]  # [B, T, 1, 1]
+    t_emb = tf.zeros([1, 16])
+    for layer, args in (
+        (Block(8, 16, name="b"), (x, mask)),
+        (ResnetBlock(8, 16, 16, name="r"), (x, mask, t_emb)),
+        (LinearAttention(8, name="a"), (x,)),
+    ):
+        layer.build()
+        out = layer(*args).numpy()
+        assert out.shape[:3] == (1, 4, 8) and np.isfinite(out).all()
+        if len(args) > 1:
+            assert np.all(out[:, 1:] == 0)

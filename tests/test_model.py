@@ -185,3 +185,52 @@ def test_mixed_precision_training_runs():
         assert all(v.dtype == tf.float32 for v in losses.values())
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_random_crop_takes_a_window_of_mel_and_alignment():
+    model = _tiny(out_size=8)
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=(2, 24, 80)).astype(np.float32)
+    attn = (rng.random((2, 7, 24)) > 0.5).astype(np.float32)
+    y_lengths = tf.constant([24, 5], tf.int32)
+    for _ in range(5):
+        y_cut, attn_cut, mask = model._random_crop(tf.constant(y), y_lengths, attn, 8)
+        y_cut, attn_cut, mask = y_cut.numpy(), attn_cut.numpy(), mask.numpy()[:, :, 0]
+        # Item 0: some offset in [0, 24 - 8 - 1] (as the official random.choice(range(...))).
+        offsets = [o for o in range(16) if np.array_equal(y_cut[0], y[0, o:o + 8])]
+        assert len(offsets) == 1
+        np.testing.assert_array_equal(attn_cut[0], attn[0, :, offsets[0]:offsets[0] + 8])
+        # Item 1 is shorter than out_size: its 5 frames, then zeros, mask 5 long.
+        np.testing.assert_array_equal(y_cut[1, :5], y[1, :5])
+        assert np.all(y_cut[1, 5:] == 0) and np.all(attn_cut[1, :, 5:] == 0)
+        assert mask.tolist() == [[1.0] * 8, [1.0] * 5 + [0.0] * 3]
+
+
+def test_one_token_text_and_speaker_conditioned_encoder():
+    model = _tiny(n_spks=2, spk_emb_dim=8, spk_cond_encoder=True)
+    batch = _batch(n_spks=2)
+    batch["x_lengths"] = np.array([1, 4], np.int32)
+    batch["x"][0, 1:] = 0
+    losses = model.compute_losses(batch, training=True)
+    assert all(np.isfinite(float(v)) for v in losses.values())
+    a = model.synthesise(batch["x"][:1], [1], n_timesteps=2, spk=[0], seed=0)
+    b = model.synthesise(batch["x"][:1], [1], n_timesteps=2, spk=[1], seed=0)
+    assert int(a["mel_lengths"][0]) >= 1
+    # With the flag the encoder sees the speaker: durations or means differ.
+    assert not np.allclose(a["encoder_outputs"][0, :1], b["encoder_outputs"][0, :1])
+
+
+def test_gradient_clipping_per_module():
+    model = _tiny(grad_clip=1e-3, out_size=None)
+    model.compile(optimizer=keras.optimizers.SGD(1.0), jit_compile=False)
+    before = {v.path: v.numpy().copy() for v in model.trainable_weights}
+    _fit_steps(model, _batch(), 1)
+
+    def update_norm(layer):
+        return np.sqrt(sum(
+            np.sum((v.numpy() - before[v.path]) ** 2) for v in layer.trainable_weights
+        ))
+
+    # Raw gradients are far larger than 1e-3, so each module's step is clipped to it.
+    np.testing.assert_allclose(update_norm(model.encoder), 1e-3, rtol=1e-3)
+    np.testing.assert_allclose(update_norm(model.decoder), 1e-3, rtol=1e-3)
