@@ -119,11 +119,20 @@ class VocoderConfig:
     resblock_dilation_sizes: list[list[int]] = field(
         default_factory=lambda: [[1, 3, 5], [1, 3, 5], [1, 3, 5]]
     )
+    # Discriminator widths (official; smaller values make CPU runs and tests cheaper).
+    mpd_periods: list[int] = field(default_factory=lambda: [2, 3, 5, 7, 11])
+    mpd_channels: list[int] = field(default_factory=lambda: [32, 128, 512, 1024, 1024])
+    msd_channels: list[int] = field(
+        default_factory=lambda: [128, 128, 256, 512, 1024, 1024, 1024]
+    )
+    msd_groups: list[int] = field(default_factory=lambda: [1, 4, 16, 16, 16, 16, 1])
     segment_size: int = 8192
     batch_size: int = 16
     learning_rate: float = 2e-4
     adam_b1: float = 0.8
     adam_b2: float = 0.99
+    # The official optimiser is torch AdamW with its default weight decay.
+    weight_decay: float = 0.01
     lr_decay: float = 0.999
     epochs: int = 3100
     # 0: one pass over the data per epoch (the LR decays once per epoch, as official).

@@ -2,13 +2,14 @@
 
 ``python -m gradtts_tf.demo --data data/demo --config configs/demo.yaml --out runs/demo``
 prepares the corpus, measures the input pipeline, trains for a few steps with
-`model.fit` (graph mode, XLA), and synthesises sample sentences with Griffin-Lim.
+`model.fit` (graph mode; XLA only on GPUs), and synthesises sample sentences.
 A few CPU steps do not make a voice: the WAVs show the path end to end.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.steps < 1:
         parser.error("--steps must be >= 1")
 
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter out
     from data_function import build_dataset, prepare_corpus
     from gradtts_tf.audio import save_audio
     from gradtts_tf.config import load_config
