@@ -334,11 +334,17 @@ def _bucket_boundaries(lengths: list[int], n_buckets: int, max_len: int) -> list
     return [e for e in edges if e <= max_len]
 
 
+def stream_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The order in which epoch ``epoch`` of a resumable stream visits ``n`` items."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
 def build_dataset(
     data_path: str | os.PathLike,
     config: Config | str | os.PathLike | None = None,
     split: str = "train",
     manifest: Manifest | None = None,
+    start: int | None = None,
 ) -> tf.data.Dataset:
     """Builds batched Grad-TTS inputs from a corpus.
 
@@ -347,6 +353,11 @@ def build_dataset(
         config: `Config`, YAML path or ``None`` for defaults.
         split: "train" (shuffled, full batches only), "val" or "all" (in order).
         manifest: A prepared `Manifest` (skips re-reading the cache).
+        start: Makes the split an endless, resumable stream: epoch ``e`` visits it
+            in the order `stream_order(len(split), train.seed, e)`, and the stream
+            begins at its ``start``-th item (``start = e * len(split) + i``), so
+            training can continue exactly where a checkpoint left off. Batches may
+            span two epochs; no item is dropped.
 
     Returns:
         A dataset of dicts: ``x`` int32 ``[B, T_x]``, ``x_lengths`` int32 ``[B]``,
@@ -363,8 +374,18 @@ def build_dataset(
     n_mels = config.audio.n_mels
     audio_cfg = config.audio
 
+    def ordered():
+        if start is None:
+            yield from entries
+            return
+        epoch, i = divmod(start, len(entries))
+        while True:
+            for j in stream_order(len(entries), config.train.seed, epoch)[i:]:
+                yield entries[j]
+            epoch, i = epoch + 1, 0
+
     def generate():
-        for e in entries:
+        for e in ordered():
             try:
                 if config.data.cache_mels:
                     feats = np.load(e["mel_path"])
@@ -390,7 +411,7 @@ def build_dataset(
         generate,
         output_signature=(tf.TensorSpec([None], tf.int32), feat_spec, tf.TensorSpec([], tf.int32)),
     )
-    if training:
+    if training and start is None:
         ds = ds.shuffle(
             min(config.data.shuffle_buffer, len(entries)),
             seed=config.train.seed,
@@ -432,5 +453,7 @@ def build_dataset(
             "x": [manifest.max_text_len], "x_lengths": [], "y": [manifest.max_mel_len, n_mels],
             "y_lengths": [], "spk": [],
         }
-        ds = ds.padded_batch(batch, padded_shapes=padded, drop_remainder=training)
+        ds = ds.padded_batch(
+            batch, padded_shapes=padded, drop_remainder=training or start is not None
+        )
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -83,23 +83,73 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings (official trainer defaults)."""
+    """Optimisation, checkpointing and logging (defaults: the official trainer's).
 
+    Steps count batches; one fit "epoch" is ``checkpoint_every_steps`` steps (0: one
+    pass over the training split), and a checkpoint is written at the end of each.
+    """
+
+    # Global batch: split across replicas under a distribution strategy.
     batch_size: int = 16
     learning_rate: float = 1e-4
+    # Adam at torch's defaults, as the official train.py.
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    # "constant", "exponential" (lr * rate ** (s / decay_steps)) or "step"
+    # (lr * rate ** floor(s / decay_steps)), after `warmup_steps` of linear warm-up.
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    lr_decay_rate: float = 0.5
+    lr_decay_steps: int = 100000
+    min_learning_rate: float = 0.0
     out_size: int = 172
     epochs: int = 10000
     grad_clip: float = 1.0
+    # Batches whose gradients are averaged into one update (1: off).
+    grad_accum_steps: int = 1
+    # Exponential moving average of the weights (0: off); used for validation,
+    # logged samples and the exported model.weights.h5.
+    ema_decay: float = 0.0
     seed: int = 37
     # "auto": XLA on GPUs only (on CPU, XLA compiles for minutes and runs slower than
     # TF's oneDNN kernels; see BENCHMARKS.md); "on" or "off" to force.
     jit_compile: str = "auto"
+    checkpoint_every_steps: int = 0
+    keep_last: int = 3
+    # 0: validate at every checkpoint; else every N steps (a multiple of the interval).
+    val_every_steps: int = 0
+    log_every_steps: int = 50
+    # Mel/alignment images and Griffin-Lim audio every N validations (0: never).
+    log_images_every: int = 1
+    n_log_samples: int = 2
+    log_synth_timesteps: int = 10
+    png_logs: bool = False
+    # "float32", "mixed_float16" (dynamic loss scaling) or "mixed_bfloat16".
+    precision: str = "float32"
+    # "default" (one device), "mirrored" (all local GPUs) or "multiworker" (TF_CONFIG).
+    strategy: str = "default"
+    # Consecutive non-finite (skipped) steps before training stops.
+    max_nonfinite_steps: int = 100
 
     def __post_init__(self):
-        if self.jit_compile not in ("auto", "on", "off"):
-            raise ConfigError(
-                f"train.jit_compile: expected 'auto', 'on' or 'off', got {self.jit_compile!r}"
-            )
+        choices = {
+            "jit_compile": ("auto", "on", "off"),
+            "lr_schedule": ("constant", "exponential", "step"),
+            "precision": ("float32", "mixed_float16", "mixed_bfloat16"),
+            "strategy": ("default", "mirrored", "multiworker"),
+        }
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ConfigError(
+                    f"train.{key}: expected one of {', '.join(map(repr, allowed))}, "
+                    f"got {getattr(self, key)!r}"
+                )
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"train.ema_decay: expected 0 <= value < 1, got {self.ema_decay}")
+        for key in ("batch_size", "grad_accum_steps", "keep_last", "lr_decay_steps"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"train.{key}: expected >= 1, got {getattr(self, key)}")
 
 
 @dataclass
@@ -111,7 +161,8 @@ class VocoderConfig:
     ``prod(upsample_rates)`` must equal ``audio.hop_length``.
     """
 
-    resblock: str = "1"
+    # "1" or "2"; YAML's unquoted 1/2 is accepted too.
+    resblock: str | int = "1"
     upsample_rates: list[int] = field(default_factory=lambda: [8, 8, 2, 2])
     upsample_kernel_sizes: list[int] = field(default_factory=lambda: [16, 16, 4, 4])
     upsample_initial_channel: int = 512
@@ -144,6 +195,8 @@ class VocoderConfig:
     def __post_init__(self):
         if self.loss_f_max is not None:
             self.loss_f_max = float(self.loss_f_max)
+        if isinstance(self.resblock, int) and not isinstance(self.resblock, bool):
+            self.resblock = str(self.resblock)
         if self.resblock not in ("1", "2"):
             raise ConfigError(f"vocoder.resblock: expected '1' or '2', got {self.resblock!r}")
         if len(self.upsample_rates) != len(self.upsample_kernel_sizes):

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from gradtts_tf.audio import griffin_lim
-from gradtts_tf.config import AudioConfig, VocoderConfig, load_config
+from gradtts_tf.config import AudioConfig, Config, VocoderConfig, load_config
 
 logger = logging.getLogger(__name__)
 
@@ -44,24 +44,33 @@ class Vocoder:
     sample_rate: int
     hop_length: int
 
-    def __call__(self, mel: np.ndarray | tf.Tensor) -> np.ndarray:
+    def __call__(
+        self, mel: np.ndarray | tf.Tensor, lengths: np.ndarray | tf.Tensor | None = None
+    ) -> np.ndarray:
         """Vocodes a batch of log-mels.
 
         Args:
             mel: float log-mel ``[B, T, n_mels]`` (a single ``[T, n_mels]`` is accepted
                 and gives ``[T * hop]``).
+            lengths: Optional int ``[B]`` valid frames of a padded batch. Each item is
+                then vocoded as if alone (padding does not leak into it) and samples
+                past ``lengths * hop_length`` are zero.
 
         Returns:
             float32 ``[B, T * hop_length]`` in ``[-1, 1]``.
         """
         mel = tf.convert_to_tensor(mel, tf.float32)
         if mel.shape.rank == 2:
-            return self._vocode(mel[tf.newaxis])[0]  # [T * hop]
+            return self._vocode(mel[tf.newaxis], None)[0]  # [T * hop]
         if mel.shape.rank != 3:
             raise ValueError(f"mel must be [B, T, n_mels] or [T, n_mels], got {mel.shape}")
-        return self._vocode(mel)
+        if lengths is not None:
+            lengths = np.asarray(lengths, np.int32).reshape(-1)  # [B]
+            if lengths.shape[0] != mel.shape[0]:
+                raise ValueError(f"{lengths.shape[0]} lengths for a batch of {mel.shape[0]}")
+        return self._vocode(mel, lengths)
 
-    def _vocode(self, mel: tf.Tensor) -> np.ndarray:
+    def _vocode(self, mel: tf.Tensor, lengths: np.ndarray | None) -> np.ndarray:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -78,10 +87,19 @@ class GriffinLimVocoder(Vocoder):
         self.sample_rate = audio.sample_rate
         self.hop_length = audio.hop_length
 
-    def _vocode(self, mel: tf.Tensor) -> np.ndarray:
+    def _vocode(self, mel: tf.Tensor, lengths: np.ndarray | None) -> np.ndarray:
         a = self.audio
         if mel.shape[-1] != a.n_mels:
             raise ValueError(f"mel has {mel.shape[-1]} channels, the audio config {a.n_mels}")
+        total = int(mel.shape[1])
+        if lengths is not None and np.any(lengths < total):
+            # STFT frames overlap, so padded frames would leak: run each item alone.
+            out = np.zeros((mel.shape[0], total * a.hop_length), np.float32)
+            for i, n in enumerate(lengths):
+                n = int(min(n, total))
+                if n > 0:
+                    out[i, : n * a.hop_length] = self._vocode(mel[i : i + 1, :n], None)[0]
+            return out
         wav = griffin_lim(
             mel,
             sample_rate=a.sample_rate,
@@ -111,14 +129,19 @@ class HiFiGANVocoder(Vocoder):
         self.n_mels = int(n_mels)
         self.name = name
         self._run = tf.function(
-            lambda m: generator(m, training=False),
-            input_signature=[tf.TensorSpec([None, None, self.n_mels], tf.float32)],
+            lambda m, n: generator(m, lengths=n, training=False),
+            input_signature=[
+                tf.TensorSpec([None, None, self.n_mels], tf.float32),
+                tf.TensorSpec([None], tf.int32),
+            ],
         )
 
-    def _vocode(self, mel: tf.Tensor) -> np.ndarray:
+    def _vocode(self, mel: tf.Tensor, lengths: np.ndarray | None) -> np.ndarray:
         if mel.shape[-1] != self.n_mels:
             raise ValueError(f"mel has {mel.shape[-1]} channels, the vocoder expects {self.n_mels}")
-        return self._run(mel).numpy().astype(np.float32)  # [B, T * hop]
+        if lengths is None:
+            lengths = np.full([mel.shape[0]], mel.shape[1], np.int32)  # [B]
+        return self._run(mel, tf.constant(lengths)).numpy().astype(np.float32)  # [B, T * hop]
 
 
 def _read_checkpoint_config(folder: Path) -> tuple[VocoderConfig, dict[str, Any]]:
@@ -198,6 +221,29 @@ def load_hifigan(folder: str | os.PathLike, audio: AudioConfig | None = None) ->
             f"hop_length={merged.hop_length}"
         )
     return HiFiGANVocoder(generator, merged.sample_rate, merged.n_mels, name=f"hifigan:{folder}")
+
+
+def save_hifigan(
+    generator: Any, config: Config, folder: str | os.PathLike
+) -> Path:
+    """Writes a HiFi-GAN checkpoint folder that `load_vocoder` reads.
+
+    Args:
+        generator: A `HiFiGANGenerator`; weight norm is folded first if present.
+        config: The config tree whose ``audio`` and ``vocoder`` sections describe it
+            (written as ``config.yaml``).
+        folder: Output folder (created).
+
+    Returns:
+        The folder.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if generator.weight_norm:
+        generator = generator.fold_weight_norm()
+    generator.save_weights(folder / GENERATOR_WEIGHTS)
+    config.save(folder / "config.yaml")
+    return folder
 
 
 def load_vocoder(spec: str | os.PathLike | None, audio: AudioConfig) -> Vocoder:

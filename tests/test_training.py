@@ -5,7 +5,6 @@ import warnings
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 import train
 from gradtts_tf.config import load_config
@@ -107,20 +106,3 @@ def test_convert_rejects_mismatched_params(tmp_path):
     params["n_enc_layers"] = 3
     with pytest.raises((ValueError, KeyError), match="encoder"):
         gradtts_from_official(REF / "gradtts_small_state_dict.npz", params)
-
-
-def test_inference_cli_writes_wavs_and_skips_bad_lines(tmp_path):
-    import inference
-
-    convert_main([
-        "--checkpoint", str(REF / "gradtts_small_state_dict.npz"),
-        "--params", str(REF / "gradtts_small_config.json"), "--out", str(tmp_path / "ckpt"),
-    ])
-    lines = tmp_path / "lines.txt"
-    lines.write_text("First line here.\n\n?!\nSecond line.\n")
-    inference.main(["--checkpoint", str(tmp_path / "ckpt"), "--file", str(lines),
-                    "--out", str(tmp_path / "wavs"), "--steps", "2", "--seed", "0"])
-    wavs = sorted(p.name for p in (tmp_path / "wavs").glob("*.wav"))
-    assert wavs == ["0001.wav", "0004.wav"]
-    data, sr = sf.read(tmp_path / "wavs" / "0001.wav")
-    assert sr == 22050 and len(data) > 1000

@@ -1,0 +1,1 @@
+"""Benchmark scripts (not tests: CI does not run them). See bench/README.md."""

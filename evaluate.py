@@ -1,0 +1,117 @@
+"""Objective evaluation of a voice: ``python evaluate.py --checkpoint RUN --sentences FILE``.
+
+Synthesises each sentence, transcribes it offline with PocketSphinx and prints WER and
+CER; with ``--references DIR`` (an LJSpeech folder, matched by text) also MCD, the
+duration ratio and the same figures for the recordings themselves and for their mels
+through each vocoder (the ceilings). ``--json FILE`` writes everything. See
+`gradtts_tf.evaluation` for the definitions.
+
+Held-out sentences of the demo dataset, as split during training::
+
+    python evaluate.py --checkpoint runs/demo_voice --references data/demo --split val
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description="WER/CER (PocketSphinx), MCD, duration ratio and RTF of a Grad-TTS voice."
+    )
+    parser.add_argument(
+        "--checkpoint", help="run folder (config.yaml + model.weights.h5); "
+        "without it only the reference ceilings are measured",
+    )
+    parser.add_argument(
+        "--sentences", help="text file, one sentence a line ('#' comments; 'id|text|...' "
+        "lines give their text); default: the texts of --references",
+    )
+    parser.add_argument("--references", help="LJSpeech folder of reference recordings")
+    parser.add_argument(
+        "--split", choices=["all", "train", "val"], default="all",
+        help="part of --references to use, as split in training (default: all)",
+    )
+    parser.add_argument(
+        "--config", help="YAML defining the split (data.n_val, data.split_seed); "
+        "default: the checkpoint's config.yaml",
+    )
+    parser.add_argument(
+        "--vocoder", default="griffin-lim", help="'griffin-lim' or a HiFi-GAN folder"
+    )
+    parser.add_argument(
+        "--vocoders", default=None, help="comma-separated vocoders for the ceilings "
+        "(reference mel -> vocoder -> ASR); default: --vocoder; 'none' to skip",
+    )
+    parser.add_argument("--no-recordings", action="store_true", help="skip the recordings row")
+    parser.add_argument("--steps", type=int, default=10, help="reverse-diffusion steps")
+    parser.add_argument("--temperature", type=float, default=1.5)
+    parser.add_argument("--length-scale", type=float, default=1.0)
+    parser.add_argument("--speaker", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=None, help="first N sentences only")
+    parser.add_argument("--json", help="write the full report here")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    if not args.sentences and not args.references:
+        parser.error("give --sentences, --references or both")
+    if args.steps < 1:
+        parser.error("--steps must be >= 1")
+    if args.temperature <= 0 or args.length_scale <= 0:
+        parser.error("--temperature and --length-scale must be > 0")
+    if args.limit is not None and args.limit < 1:
+        parser.error("--limit must be >= 1")
+
+    # Imported after argument parsing so --help is instant.
+    from gradtts_tf.config import AudioConfig, load_config
+    from gradtts_tf.evaluation import evaluate, load_references, load_vocoder, read_sentences
+
+    config = None
+    if args.checkpoint:
+        config_file = Path(args.checkpoint) / "config.yaml"
+        if not config_file.is_file():
+            parser.error(f"{config_file} not found: --checkpoint takes a run folder")
+        config = load_config(config_file)
+    split_config = load_config(args.config) if args.config else config
+    audio_config = config.audio if config is not None else AudioConfig()
+
+    references = []
+    if args.references:
+        references = load_references(args.references, args.split, split_config)
+        print(f"{len(references)} reference recordings ({args.split}) in {args.references}")
+    sentences = read_sentences(args.sentences) if args.sentences else None
+    if sentences is None:
+        sentences = [r.text for r in references]
+    if args.limit:
+        sentences = sentences[: args.limit]
+
+    synth = None
+    if args.checkpoint:
+        from gradtts_tf.synthesizer import Synthesizer
+
+        synth = Synthesizer.from_pretrained(
+            args.checkpoint, vocoder=load_vocoder(args.vocoder, audio_config)
+        )
+    vocoders = [args.vocoder] if args.vocoders is None else [
+        v.strip() for v in args.vocoders.split(",") if v.strip() and v.strip() != "none"
+    ]
+    report = evaluate(
+        synth, sentences, references, vocoders=vocoders, recordings=not args.no_recordings,
+        audio_config=audio_config, n_timesteps=args.steps, temperature=args.temperature,
+        length_scale=args.length_scale, speaker=args.speaker, seed=args.seed,
+        progress=not args.quiet,
+    )
+    report.settings.update({
+        "checkpoint": args.checkpoint, "vocoder": args.vocoder, "references": args.references,
+        "split": args.split, "sentences": args.sentences,
+    })
+    print(report.table("model" if synth is not None else "recordings"))
+    if args.json:
+        report.save_json(args.json)
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

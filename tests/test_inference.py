@@ -1,0 +1,118 @@
+"""inference.py end to end on the converted official small model (Griffin-Lim)."""
+
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import inference
+from gradtts_tf.config import load_config
+from gradtts_tf.convert import main as convert_main
+from gradtts_tf.model import GradTTS
+from gradtts_tf.text import text_to_ids
+from tests.conftest import REF
+
+LINES = [
+    "First line here. And a second one!",
+    "",
+    "?!",
+    "Second line.",
+    "word " * 60,
+    "Last, but not least, a line with commas that is long enough to be split.",
+]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ckpt")
+    convert_main([
+        "--checkpoint", str(REF / "gradtts_small_state_dict.npz"),
+        "--params", str(REF / "gradtts_small_config.json"), "--out", str(out),
+    ])
+    return out
+
+
+def _hifigan_folder(out):
+    """The official small HiFi-GAN V1 test generator as a checkpoint folder."""
+    from gradtts_tf.convert.hifigan import hifigan_from_official
+
+    out.mkdir()
+    generator = hifigan_from_official(REF / "hifigan_v1_small_state_dict.npz",
+                                      REF / "hifigan_v1_small_config.json")
+    generator.save_weights(out / "generator.weights.h5")
+    shutil.copy(REF / "hifigan_v1_small_config.json", out / "config.json")
+    return out
+
+
+def _predicted_frames(ckpt, text):
+    """Mel frames the model predicts for one piece (durations only, no diffusion)."""
+    model = GradTTS.from_config_tree(load_config(ckpt / "config.yaml"))
+    model.load_weights(ckpt / "model.weights.h5")
+    ids = text_to_ids(text)
+    return int(model.align(np.array([ids]), [len(ids)])["y_lengths"][0])
+
+
+def test_inference_cli_writes_wavs_and_skips_bad_lines(ckpt, tmp_path, capsys):
+    lines = tmp_path / "lines.txt"
+    lines.write_text("\n".join(LINES) + "\n")
+    common = ["--checkpoint", str(ckpt), "--steps", "2", "--batch-size", "2",
+              "--max-tokens", "100", "--sentence-pause", "0.1", "--save-mel", "--no-progress"]
+    inference.main([*common, "--file", str(lines), "--out", str(tmp_path / "wavs"),
+                    "--seed", "0", "--plot"])
+    out = capsys.readouterr().out
+    wavs = tmp_path / "wavs"
+    assert sorted(p.name for p in wavs.glob("*.wav")) == ["0001.wav", "0004.wav", "0006.wav"]
+
+    # Skipped lines are named with their reason; the rest went on.
+    assert "line 2: skipped: empty line" in out
+    assert "line 3: skipped:" in out and "no letters or phonemes" in out
+    assert "line 5: skipped:" in out and "over the limit of 100" in out
+    assert "line 1: wrote" in out and "2 sentences" in out
+    # Real-time factor of every stage and overall.
+    for stage in ("encoder + alignment", "decoder", "vocoder", "overall"):
+        assert any(row.startswith(stage) and "RTF" in row for row in out.splitlines()), stage
+
+    for name in ("0001", "0004", "0006"):
+        audio, sr = sf.read(wavs / f"{name}.wav", dtype="float32")
+        mel = np.load(wavs / f"{name}.npy")
+        assert sr == 22050 and audio.ndim == 1
+        assert mel.shape[1] == 80 and len(audio) == mel.shape[0] * 256
+        assert np.all(np.isfinite(audio)) and np.sqrt(np.mean(audio**2)) > 0.01
+        assert (wavs / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # Lengths follow the predicted durations: one piece, and two pieces + 9 pause frames.
+    assert np.load(wavs / "0004.npy").shape[0] == _predicted_frames(ckpt, "Second line.")
+    pause = round(0.1 * 22050 / 256)
+    expected = sum(_predicted_frames(ckpt, s) for s in ("First line here.", "And a second one!"))
+    assert np.load(wavs / "0001.npy").shape[0] == expected + pause
+    # Line 6 (over 100 tokens) was split at its commas.
+    assert len(text_to_ids(LINES[5])) > 100 and "line 6: wrote" in out and "sentences)" in out
+
+    # Line n uses seed + n - 1: line 4 alone with --seed 3 gives the same mel (here
+    # vocoded by the official small HiFi-GAN test generator).
+    inference.main([*common, "--text", LINES[3], "--out", str(tmp_path / "alone"),
+                    "--seed", "3", "--vocoder", str(_hifigan_folder(tmp_path / "hifigan"))])
+    assert "vocoder hifigan:" in capsys.readouterr().out
+    alone, batched = np.load(tmp_path / "alone" / "0001.npy"), np.load(wavs / "0004.npy")
+    assert np.max(np.abs(alone - batched)) / np.max(np.abs(alone)) < 1e-4
+    audio, sr = sf.read(tmp_path / "alone" / "0001.wav", dtype="float32")
+    assert sr == 22050 and len(audio) == alone.shape[0] * 256
+    assert np.all(np.isfinite(audio)) and np.sqrt(np.mean(audio**2)) > 1e-4
+
+
+def test_inference_cli_rejects_bad_input(ckpt, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        inference.main(["--checkpoint", str(tmp_path), "--text", "Hi.", "--out", str(tmp_path)])
+    assert "config.yaml not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        inference.main(["--checkpoint", str(ckpt), "--text", "Hi.", "--speaker", "2"])
+    assert "one speaker" in capsys.readouterr().err
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("caf\xe9\n".encode("latin-1"))
+    with pytest.raises(SystemExit):
+        inference.main(["--checkpoint", str(ckpt), "--file", str(bad)])
+    assert "cannot read --file" in capsys.readouterr().err
+    for args in (["--steps", "0"], ["--batch-size", "0"], ["--temperature", "0"]):
+        with pytest.raises(SystemExit):
+            inference.main(["--checkpoint", str(ckpt), "--text", "Hi.", *args])

@@ -1,0 +1,264 @@
+"""Synthesizer API and sentence splitting: batched equals unbatched, seeds, tracing."""
+
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gradtts_tf import Synthesizer
+from gradtts_tf.convert import main as convert_main
+from gradtts_tf.ops import fix_len_compatibility, sequence_mask
+from gradtts_tf.synthesizer import SILENCE_LOG_MEL, piece_noise
+from gradtts_tf.text import text_to_ids
+from gradtts_tf.text.segment import segment, split_long, split_sentences
+from tests.conftest import REF
+
+TEXTS = [
+    "A short one.",
+    "This sentence is quite a lot longer than the first, so the batch needs padding.",
+    "Two sentences here. The second one follows!",
+    "Medium length words, spoken clearly.",
+    "Yes.",
+]
+
+
+def _convert(out, name="gradtts_small"):
+    convert_main([
+        "--checkpoint", str(REF / f"{name}_state_dict.npz"),
+        "--params", str(REF / f"{name}_config.json"), "--out", str(out),
+    ])
+    return out
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    """The official small test model (random weights, every gate non-zero), Griffin-Lim."""
+    return Synthesizer.from_pretrained(_convert(tmp_path_factory.mktemp("ckpt")))
+
+
+class _FakeVocoder:
+    """Stands for `gradtts_tf.vocoder.Vocoder`: records batch shapes."""
+
+    name, sample_rate, hop_length = "fake", 16000, 256
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, mel):
+        self.calls.append(mel.shape)
+        return np.tile(np.linspace(-2, 2, 256, dtype=np.float32), (mel.shape[0], mel.shape[1]))
+
+
+def _hifigan_folder(out):
+    """The official small HiFi-GAN V1 test generator as a checkpoint folder."""
+    from gradtts_tf.convert.hifigan import hifigan_from_official
+
+    generator = hifigan_from_official(REF / "hifigan_v1_small_state_dict.npz",
+                                      REF / "hifigan_v1_small_config.json")
+    generator.save_weights(out / "generator.weights.h5")
+    shutil.copy(REF / "hifigan_v1_small_config.json", out / "config.json")
+    return out
+
+
+def _rel(a, b):
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+# ---------------------------------------------------------------- splitting
+
+
+def test_split_sentences_keeps_abbreviations_initials_and_decimals():
+    text = ('Dr. Smith met J. R. R. Tolkien in the U.S. Army. "Was it 3.5 p.m.?" '
+            "Yes! It rained... Then e.g. this stays.\nNew line here.")
+    assert split_sentences(text) == [
+        "Dr. Smith met J. R. R. Tolkien in the U.S. Army.",
+        '"Was it 3.5 p.m.?"',
+        "Yes!",
+        "It rained...",
+        "Then e.g. this stays.",
+        "New line here.",
+    ]
+    assert split_sentences("   ") == []
+    assert split_sentences("no final punctuation") == ["no final punctuation"]
+
+
+def test_split_long_cuts_at_clauses_and_refuses_unsplittable():
+    count = len  # characters as tokens
+    sentence = "one two three, four five six; seven eight: nine ten - eleven"
+    pieces = split_long(sentence, 20, count)
+    assert pieces == ["one two three,", "four five six;", "seven eight:", "nine ten - eleven"]
+    assert all(len(p) <= 20 for p in pieces)
+    assert split_long(sentence, 30, count) == [
+        "one two three, four five six;", "seven eight: nine ten - eleven"]
+    assert split_long("short.", 20, count) == ["short."]
+    with pytest.raises(ValueError, match="over the limit of 5"):
+        split_long("unsplittable words here", 5, count)
+    assert segment("One. Two.", 50, count, split=False) == ["One. Two."]
+    with pytest.raises(ValueError, match="over the limit"):
+        segment("One. Two.", 5, count, split=False)
+
+
+def test_prepare_reports_empty_unpronounceable_and_too_long(synth):
+    with pytest.raises(ValueError, match="empty"):
+        synth.prepare("   ")
+    with pytest.raises(ValueError, match="no letters or phonemes"):
+        synth.prepare("?! ...")
+    with pytest.raises(ValueError, match="over the limit of 50"):
+        synth.prepare(" ".join(["word"] * 40), max_tokens=50)
+    # Punctuation that does not start a sentence stays with the previous one.
+    pieces = synth.prepare("Hello there. ?! Bye, then.")
+    assert [p for p, _ in pieces] == ["Hello there. ?!", "Bye, then."]
+    assert pieces[1][1] == text_to_ids("Bye, then.")
+    long = "First clause here, second clause there, third clause everywhere."
+    assert len(synth.prepare(long, max_tokens=60)) == 3
+
+
+# ---------------------------------------------------------------- synthesis
+
+
+def test_batched_equals_unbatched_per_item(synth, monkeypatch):
+    monkeypatch.setattr(synth, "vocoder", _FakeVocoder())  # only mels are compared
+    kw = dict(n_timesteps=2, temperature=1.5, seed=11)
+    batched, _ = synth.synthesize(TEXTS, batch_size=3, **kw)
+    for k, text in enumerate(TEXTS):
+        (alone,), _ = synth.synthesize([text], batch_size=1, **{**kw, "seed": 11 + k})
+        assert alone.mel_lengths == batched[k].mel_lengths
+        assert _rel(batched[k].mel, alone.mel) < 1e-4, k
+    # The stochastic sampler draws its per-step noise per piece as well.
+    kw = dict(n_timesteps=2, seed=5, stoc=True)
+    batched, _ = synth.synthesize(TEXTS[:3], batch_size=8, **kw)
+    (alone,), _ = synth.synthesize([TEXTS[2]], **{**kw, "seed": 7})
+    assert _rel(batched[2].mel, alone.mel) < 1e-4
+
+
+def test_decoder_is_not_padding_invariant_so_pieces_are_grouped_by_length(synth):
+    """Why the decoder groups pieces by padded length instead of padding them.
+
+    GroupNorm statistics and the linear attention of the official U-Net include the
+    padded frames: the same piece decoded with 64 more padded frames changes a lot.
+    """
+    model = synth.model
+    aligned = model.align(np.array([text_to_ids(TEXTS[0])]), [len(text_to_ids(TEXTS[0]))])
+    y_len = int(aligned["y_lengths"][0])
+    outs = []
+    for t_pad in (int(fix_len_compatibility(y_len)), int(fix_len_compatibility(y_len)) + 64):
+        mu = tf.pad(aligned["mu_y"][:, :y_len], [[0, 0], [0, t_pad - y_len], [0, 0]])
+        mask = sequence_mask([y_len], t_pad)[:, :, None]  # [1, T, 1]
+        mel = model.decoder.reverse_diffusion(mu, mask, mu, 2)
+        outs.append(mel.numpy()[0, :y_len])
+    assert _rel(outs[1], outs[0]) > 1e-2
+
+
+def test_tts_equals_model_synthesise_with_the_same_noise(synth):
+    text = TEXTS[1]
+    audio, sr = synth.tts(text, n_timesteps=2, temperature=1.3, length_scale=1.2, seed=4)
+    (utt,), _ = synth.synthesize([text], n_timesteps=2, temperature=1.3, length_scale=1.2,
+                                 seed=4)
+    ids = text_to_ids(text)
+    y_len = utt.mel_lengths[0]
+    eps = piece_noise(4, 0, [y_len, synth.model.n_feats])
+    noise = tf.pad(eps, [[0, fix_len_compatibility(y_len) - y_len], [0, 0]])[None]
+    ref = synth.model.synthesise(np.array([ids]), [len(ids)], n_timesteps=2, temperature=1.3,
+                                 length_scale=1.2, noise=noise)
+    assert int(ref["mel_lengths"][0]) == y_len
+    assert _rel(utt.mel, ref["model_outputs"].numpy()[0]) < 1e-5
+    assert sr == 22050 and audio.dtype == np.float32 and audio.shape == (y_len * 256,)
+    np.testing.assert_array_equal(audio, utt.audio)
+
+
+def test_seeds_reproduce_and_differ(synth, monkeypatch):
+    monkeypatch.setattr(synth, "vocoder", _FakeVocoder())
+    a, _ = synth.tts(TEXTS[0], n_timesteps=2, seed=1)
+    b, _ = synth.tts(TEXTS[0], n_timesteps=2, seed=1)
+    np.testing.assert_array_equal(a, b)
+    (u1,), _ = synth.synthesize([TEXTS[0]], n_timesteps=2, seed=1)
+    (u2,), _ = synth.synthesize([TEXTS[0]], n_timesteps=2, seed=2)
+    (u3,), _ = synth.synthesize([TEXTS[0]], n_timesteps=2)  # random seed
+    assert _rel(u1.mel, u2.mel) > 1e-2 and _rel(u1.mel, u3.mel) > 1e-2
+
+
+def test_sentences_are_joined_with_a_pause(synth):
+    (utt,), timings = synth.synthesize([TEXTS[2]], n_timesteps=2, seed=0, sentence_pause=0.1)
+    assert utt.pieces == ["Two sentences here.", "The second one follows!"]
+    pause = round(0.1 * 22050 / 256)  # 9 frames
+    first, second = utt.mel_lengths
+    assert utt.mel.shape == (first + pause + second, 80)
+    assert utt.audio.shape == ((first + pause + second) * 256,)
+    np.testing.assert_array_equal(utt.mel[first : first + pause], SILENCE_LOG_MEL)
+    assert not np.any(utt.audio[first * 256 : (first + pause) * 256])
+    assert np.sqrt(np.mean(utt.audio[: first * 256] ** 2)) > 1e-3
+    assert timings.audio == pytest.approx(len(utt.audio) / 22050)
+    assert timings.decoder > 0 and timings.encoder > 0 and timings.vocoder > 0
+    assert "RTF" in timings.report()
+    # Unsplit, the two sentences are one piece.
+    (whole,), _ = synth.synthesize([TEXTS[2]], n_timesteps=2, seed=0, split_sentences=False)
+    assert len(whole.mel_lengths) == 1
+
+
+def test_graphs_are_traced_once_for_all_lengths_and_batch_sizes(synth, monkeypatch):
+    monkeypatch.setattr(synth, "vocoder", _FakeVocoder())
+    synth.synthesize(TEXTS[:2], n_timesteps=2, seed=0, batch_size=2)
+    before = synth.tracing_count
+    synth.synthesize(TEXTS, n_timesteps=2, seed=0, batch_size=4)
+    synth.synthesize(["Another, rather different length of text to speak."], n_timesteps=2)
+    assert synth.tracing_count == before
+
+
+def test_tts_batch_and_errors(synth):
+    out = synth.tts_batch(TEXTS[:2], n_timesteps=2, seed=3)
+    single, _ = synth.tts(TEXTS[1], n_timesteps=2, seed=4)
+    assert [sr for _, sr in out] == [22050, 22050]
+    assert out[1][0].shape == single.shape
+    for audio, _ in out:
+        assert audio.dtype == np.float32 and np.all(np.isfinite(audio))
+        assert np.max(np.abs(audio)) <= 1.0
+    with pytest.raises(ValueError, match="text 1: empty text"):
+        synth.tts_batch(["Fine.", ""], n_timesteps=2)
+    with pytest.raises(ValueError, match="no letters or phonemes"):
+        synth.tts("?!", n_timesteps=2)
+    with pytest.raises(ValueError, match="one speaker"):
+        synth.tts("Fine.", speaker=2)
+    with pytest.raises(ValueError, match="n_timesteps"):
+        synth.tts("Fine.", n_timesteps=0)
+    with pytest.raises(TypeError):
+        synth.tts_batch("not a list")
+
+
+def test_vocoder_gets_equal_length_batches_and_sets_the_rate(synth, monkeypatch):
+    fake = _FakeVocoder()
+    monkeypatch.setattr(synth, "vocoder", fake)
+    utts, _ = synth.synthesize(["Same words.", "Same words.", "Other."], n_timesteps=2, seed=0)
+    assert sorted(fake.calls)[-1][0] == 2  # the two equal-length pieces together
+    assert np.max(np.abs(utts[0].audio)) == 1.0  # clipped to [-1, 1]
+    assert Synthesizer(synth.model, synth.config, vocoder=fake).sample_rate == 16000
+    with pytest.raises(FileNotFoundError, match="griffin-lim"):
+        Synthesizer(synth.model, synth.config, vocoder="/no/such/vocoder")
+
+
+def test_hifigan_waveforms_batched_equal_unbatched(synth, tmp_path, monkeypatch):
+    from gradtts_tf.vocoder import load_vocoder
+
+    vocoder = load_vocoder(_hifigan_folder(tmp_path), synth.config.audio)
+    monkeypatch.setattr(synth, "vocoder", vocoder)
+    batched = synth.tts_batch(TEXTS[:3], n_timesteps=2, seed=20, batch_size=3)
+    for k, text in enumerate(TEXTS[:3]):
+        alone, sr = synth.tts(text, n_timesteps=2, seed=20 + k)
+        assert sr == 22050 and batched[k][0].shape == alone.shape
+        assert np.max(np.abs(batched[k][0] - alone)) < 1e-4
+        assert np.sqrt(np.mean(alone**2)) > 1e-4
+
+
+def test_multispeaker_speakers_differ_and_are_checked(tmp_path):
+    synth = Synthesizer.from_pretrained(
+        _convert(tmp_path, "gradtts_small_multispeaker"), vocoder=_FakeVocoder())
+    (a,), _ = synth.synthesize(["Same text."], n_timesteps=1, seed=0, speaker=0)
+    (c,), _ = synth.synthesize(["Same text."], n_timesteps=1, seed=0, speaker=3)
+    assert _rel(c.mel, a.mel) > 1e-3
+    with pytest.raises(ValueError, match="out of range"):
+        synth.check_speaker(4)
+
+
+def test_from_pretrained_names_missing_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.yaml not found"):
+        Synthesizer.from_pretrained(tmp_path)
