@@ -3,7 +3,8 @@
 A run folder holds ``checkpoints/ckpt-<step>/`` directories, each with
 ``state.weights.h5`` (model weights plus the whole optimizer state: Adam moments,
 step counter, EMA weights, gradient accumulators, loss scale) and ``state.json``
-(step, fit epoch, data-stream position, random-generator states, validation loss).
+(step, fit epoch and steps into the next one, data-stream position, random-generator
+states, validation loss).
 A checkpoint is written into a hidden temporary directory, flushed to disk and then
 renamed into place, so a crash mid-write never leaves a ``ckpt-*`` that loads half.
 """
@@ -46,13 +47,15 @@ class Progress:
     Attributes:
         step: Batches trained so far, over all runs of this folder.
         epoch: Fit epochs (checkpoint intervals) completed.
-        start_step: ``step`` when this process's `fit` began.
-        start_position: Data-stream position (utterances) when `fit` began.
+        in_epoch: Steps done in the current (unfinished) fit epoch.
+        start_step: ``step`` when this process began training.
+        start_position: Data-stream position (utterances) when training began.
         batch_size: Global batch size.
     """
 
     step: int = 0
     epoch: int = 0
+    in_epoch: int = 0
     start_step: int = 0
     start_position: int = 0
     batch_size: int = 1
@@ -72,9 +75,11 @@ class StepCounter(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.progress.step += 1
+        self.progress.in_epoch += 1
 
     def on_epoch_end(self, epoch, logs=None):
         self.progress.epoch = epoch + 1
+        self.progress.in_epoch = 0
 
 
 def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
@@ -295,8 +300,8 @@ class Checkpointer(keras.callbacks.Callback):
         if not self.chief:
             return None
         p = self.progress
-        state = {"step": p.step, "epoch": p.epoch, "position": p.position,
-                 "val_loss": val_loss}
+        state = {"step": p.step, "epoch": p.epoch, "in_epoch": p.in_epoch,
+                 "position": p.position, "val_loss": val_loss}
         if self.extra_state is not None:
             state.update(self.extra_state())
         self.last_saved = write_checkpoint(self.run_dir, self.model, state, self.keep_last)
@@ -450,13 +455,21 @@ class TrainLogger(keras.callbacks.Callback):
     rate, seconds per step, examples per second (and the loss scale under
     ``mixed_float16``). At each validation: the validation losses, under the same
     tags in ``logs/validation`` so TensorBoard overlays them on the training curves.
+    With ``progress_file``, the step and the logged values are also written there as
+    JSON at every log (for scripts watching a run).
     """
 
     def __init__(
-        self, log_dir: str | os.PathLike, progress: Progress, every: int = 50, chief: bool = True
+        self,
+        log_dir: str | os.PathLike,
+        progress: Progress,
+        every: int = 50,
+        chief: bool = True,
+        progress_file: str | os.PathLike | None = None,
     ):
         super().__init__()
         self.log_dir = Path(log_dir)
+        self.progress_file = Path(progress_file) if progress_file else None
         self.progress = progress
         self.every = max(1, every)
         self._writers: dict = {}
@@ -493,24 +506,28 @@ class TrainLogger(keras.callbacks.Callback):
             return
         totals = self._totals()
         step = self.progress.step
-        opt = self.model.optimizer
+        values = {}
+        for name, (total, count) in totals.items():
+            prev_total, prev_count = self._last.get(name, (0.0, 0.0))
+            if count > prev_count:
+                values[name] = (total - prev_total) / (count - prev_count)
+        values["learning_rate"] = _scalar(self.model.optimizer.learning_rate)
+        state = getattr(self.model, "_training_state", None)
+        if state is not None and state.loss_scale is not None:
+            values["loss_scale"] = _scalar(state.loss_scale)
+        if self._steps:
+            elapsed = now - self._t0
+            values["step_time"] = elapsed / self._steps
+            values["examples_per_sec"] = self._steps * self.progress.batch_size / elapsed
+            self._t0, self._steps = now, 0
         with self._writer("train").as_default():
-            for name, (total, count) in totals.items():
-                prev_total, prev_count = self._last.get(name, (0.0, 0.0))
-                if count > prev_count:
-                    tf.summary.scalar(name, (total - prev_total) / (count - prev_count), step)
-            tf.summary.scalar("learning_rate", _scalar(opt.learning_rate), step)
-            state = getattr(self.model, "_training_state", None)
-            if state is not None and state.loss_scale is not None:
-                tf.summary.scalar("loss_scale", _scalar(state.loss_scale), step)
-            if self._steps:
-                elapsed = now - self._t0
-                tf.summary.scalar("step_time", elapsed / self._steps, step)
-                tf.summary.scalar(
-                    "examples_per_sec", self._steps * self.progress.batch_size / elapsed, step
-                )
-                self._t0, self._steps = now, 0
+            for name, value in values.items():
+                tf.summary.scalar(name, value, step)
         self._last = totals
+        if self.progress_file is not None:
+            tmp = self.progress_file.with_name(f".tmp-{self.progress_file.name}")
+            tmp.write_text(json.dumps({"step": step, "epoch": self.progress.epoch, **values}))
+            os.replace(tmp, self.progress_file)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}

@@ -614,7 +614,8 @@ class GradTTS(keras.Model):
         total = tf.cumsum(w_ceil[:, :, 0], axis=1)[:, -1]  # [B]
         y_lengths = tf.cast(tf.maximum(total, 1.0), "int32")
         y_max_padded = fix_len_compatibility(tf.reduce_max(y_lengths))
-        y_mask = sequence_mask(y_lengths, y_max_padded)[:, :, None]  # [B, T_y, 1]
+        # expand_dims, not [:, :, None]: TFLite converts it without Flex when B is unknown.
+        y_mask = tf.expand_dims(sequence_mask(y_lengths, y_max_padded), -1)  # [B, T_y, 1]
         attn_mask = x_mask * tf.transpose(y_mask, [0, 2, 1])  # [B, T_x, T_y]
         attn = generate_path(w_ceil[:, :, 0], attn_mask)  # [B, T_x, T_y]
         mu_y = tf.matmul(attn, mu_x, transpose_a=True)  # [B, T_y, n_feats]

@@ -83,7 +83,9 @@ def generate_path(duration: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     cum_duration = tf.cumsum(duration, axis=1)  # [B, T_x]
     frames = tf.cast(tf.range(t_y), cum_duration.dtype)  # [T_y]
     # covered[b, x, y]: frame y lies before the end of token x.
-    covered = tf.cast(frames[None, None, :] < cum_duration[:, :, None], mask.dtype)  # [B, T_x, T_y]
+    # expand_dims, not [:, :, None]: TFLite converts it without Flex when B is unknown.
+    ends = tf.expand_dims(cum_duration, -1)  # [B, T_x, 1]
+    covered = tf.cast(frames[None, None, :] < ends, mask.dtype)  # [B, T_x, T_y]
     covered_before = tf.pad(covered, [[0, 0], [1, 0], [0, 0]])[:, :-1]  # [B, T_x, T_y]
     return (covered - covered_before) * mask
 

@@ -9,7 +9,8 @@ A run folder holds:
 - ``model.weights.h5``: the weights for synthesis (the EMA weights when
   ``train.ema_decay > 0``), refreshed at every checkpoint;
 - ``logs/`` (TensorBoard: ``train``, ``validation``, ``samples``), ``history.csv``,
-  ``images/`` (with ``train.png_logs``) and ``nonfinite.log`` (skipped batches).
+  ``progress.json`` (the last logged step and values), ``images/`` (with
+  ``train.png_logs``) and ``nonfinite.log`` (skipped batches).
 
 One fit "epoch" is one checkpoint interval (``train.checkpoint_every_steps``, or one
 pass over the training split when 0). The training split is read as an endless stream
@@ -340,6 +341,22 @@ def format_warm_start(report: dict[str, list], source: Path | str) -> str:
     return "\n".join(lines)
 
 
+def restore_latest(model: GradTTS, out: str | os.PathLike) -> tuple[Path, dict] | None:
+    """Loads the newest checkpoint of a run folder that loads; an unreadable one
+    (damaged disk, a file truncated by hand) is reported and an older one tried.
+
+    Returns:
+        ``(checkpoint directory, its state.json)``, or ``None`` when none loads.
+    """
+    for ckpt in reversed(cb.list_checkpoints(out)):
+        try:
+            return ckpt, cb.restore_checkpoint(model, ckpt)
+        except Exception as e:  # noqa: BLE001 - whatever the damage, try an older one
+            print(f"WARNING: cannot load {ckpt} ({type(e).__name__}: {e}); trying an older one",
+                  file=sys.stderr)
+    return None
+
+
 def _restore_legacy(model: GradTTS, out: Path) -> tuple[int, int] | None:
     """Continues a run folder of the earlier ``BackupAndRestore`` layout.
 
@@ -474,17 +491,12 @@ def train(
     if removed:
         print(f"removed unfinished checkpoint writes: {', '.join(removed)}")
     resumed_from = None
-    for ckpt in reversed(cb.list_checkpoints(out)):
-        try:
-            state = cb.restore_checkpoint(model, ckpt)
-        except Exception as e:  # noqa: BLE001 - any unreadable checkpoint: try an older one
-            print(f"WARNING: cannot load {ckpt} ({type(e).__name__}: {e}); trying an older one",
-                  file=sys.stderr)
-            continue
+    restored = restore_latest(model, out)
+    if restored is not None:
+        resumed_from, state = restored
         progress.step, progress.epoch = state["step"], state["epoch"]
+        progress.in_epoch = state.get("in_epoch", 0)
         progress.start_position = state["position"]
-        resumed_from = ckpt
-        break
     if resumed_from is None and resuming:
         legacy = _restore_legacy(model, out)
         if legacy is not None:
@@ -497,13 +509,16 @@ def train(
         warm_start(model, warm_start_from, ignore_layers, config=config)
     progress.start_step = progress.step
 
-    train_ds = build_dataset(data_path, config, "train", manifest=manifest,
-                             start=progress.start_position)
     options = tf.data.Options()
     # from_generator cannot be sharded by file: every worker reads the stream and
     # keeps its part of each global batch.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    train_ds = train_ds.with_options(options)
+
+    def train_dataset() -> tf.data.Dataset:
+        ds = build_dataset(data_path, config, "train", manifest=manifest,
+                           start=progress.position)
+        return ds.with_options(options)
+
     val_ds = None
     if val_entries:
         val_ds = build_dataset(data_path, config, "val", manifest=manifest).with_options(options)
@@ -554,7 +569,8 @@ def train(
     interrupt = cb.GracefulInterrupt(checkpointer)
     guard = cb.NonFiniteGuard(progress, describe_batch, t.max_nonfinite_steps,
                               out / "nonfinite.log" if chief else None)
-    train_logger = cb.TrainLogger(out / "logs", progress, t.log_every_steps, chief=chief)
+    train_logger = cb.TrainLogger(out / "logs", progress, t.log_every_steps, chief=chief,
+                                  progress_file=out / "progress.json")
     callbacks = [cb.StepCounter(progress), guard, train_logger]
     if t.ema_decay > 0:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=False))
@@ -570,17 +586,27 @@ def train(
         callbacks.append(keras.callbacks.CSVLogger(str(out / "history.csv"), append=True))
 
     interrupted = False
-    try:
+    histories = []
+
+    def fit(until_epoch: int, steps: int) -> None:
         model.fit(
-            train_ds,
+            train_dataset(),
             validation_data=val_ds,
-            epochs=total_epochs,
+            epochs=until_epoch,
             initial_epoch=progress.epoch,
-            steps_per_epoch=steps_per_epoch,
+            steps_per_epoch=steps,
             validation_freq=validation_freq,
             callbacks=callbacks,
             verbose=verbose,
         )
+        histories.append(model.history)
+
+    try:
+        if 0 < progress.in_epoch < steps_per_epoch and progress.epoch < total_epochs:
+            # Resumed mid-epoch (Ctrl-C): finish that epoch first, so checkpoints and
+            # validations keep falling on the same steps as in an uninterrupted run.
+            fit(progress.epoch + 1, steps_per_epoch - progress.in_epoch)
+        fit(total_epochs, steps_per_epoch)
     except cb.TrainingInterrupted as e:
         interrupted = True
         where = f"; checkpoint {e.checkpoint}" if e.checkpoint else ""
@@ -591,6 +617,10 @@ def train(
     if chief and not interrupted:
         cb.export_weights(model, export_model, out / "model.weights.h5")
     history = model.history
+    for earlier in histories[:-1] if histories and histories[-1] is history else histories:
+        for key, values in earlier.history.items():
+            history.history[key] = values + history.history.get(key, [])
+        history.epoch = earlier.epoch + history.epoch
     history.progress = progress
     history.interrupted = interrupted
     history.nonfinite = guard.reports

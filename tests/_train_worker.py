@@ -1,0 +1,49 @@
+"""Runs `gradtts_tf.training.train` in a fresh process for the distributed tests.
+
+``python tests/_train_worker.py JSON``: JSON holds ``config``, ``overrides``, ``data``,
+``out``, ``epochs``, ``steps``, ``dump`` (npz of the final trainable weights) and
+optionally ``cpus`` (logical CPU devices to create). Prints one JSON line with the
+number of replicas, the largest difference between replicas' copies of any weight
+and the per-epoch losses.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    args = json.loads(sys.argv[1])
+    if args.get("cpus", 1) > 1:
+        # Before TensorFlow runs any op: split the CPU into logical devices.
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * args["cpus"]
+        )
+    sys.path.insert(0, str(ROOT))
+    from gradtts_tf.config import load_config
+    from gradtts_tf.training import train
+
+    config = load_config(ROOT / args["config"], args["overrides"])
+    history = train(config, args["data"], args["out"], epochs=args["epochs"],
+                    steps_per_epoch=args["steps"], verbose=0)
+    model = history.model
+    strategy = model.distribute_strategy
+    copies = [
+        [np.asarray(c) for c in strategy.experimental_local_results(v.value)]
+        for v in model.trainable_variables
+    ]
+    diff = max(float(np.max(np.abs(c[0] - other))) for c in copies for other in c[1:]) \
+        if len(copies[0]) > 1 else 0.0
+    np.savez(args["dump"], *[c[0] for c in copies])
+    print(json.dumps({"replicas": strategy.num_replicas_in_sync, "local_copies": len(copies[0]),
+                      "max_replica_diff": diff, "loss": history.history["loss"]}))
+
+
+if __name__ == "__main__":
+    main()
