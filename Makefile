@@ -5,8 +5,16 @@ BIN     := $(VENV)/bin
 DATA    ?= data/demo
 RUN     ?= runs/demo
 CONFIG  ?= configs/demo.yaml
+# TF.js: the converter's own venv (tensorflowjs pins packaging<24, which pytest 9 rejects),
+# the web demo's npm packages, and the export folder `make web` serves.
+TFJS_VENV ?= .venv-tfjs
+TFJS_PKGS := tensorflowjs==4.22.0 tensorflow==2.16.2 numpy==1.26.4 tf-keras==2.16.0 \
+             tensorflow-decision-forests==1.9.2
+WEB     := export/web
+TFJS    ?= exported/tfjs
+TFJS_FLAGS ?= --quantize float16
 
-.PHONY: setup system-deps demo test lint clean
+.PHONY: setup system-deps demo test lint clean tfjs-deps web-system-deps web-deps web-build tfjs web
 
 # Debian packages: flite speaks the demo dataset; python3.11-venv where Python is Debian's.
 system-deps:
@@ -25,7 +33,31 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[test]"
 	touch $@
 
-setup: system-deps $(VENV)/.installed
+# TF.js converter in its own venv (same TensorFlow as .venv; pins keep pip from upgrading it).
+$(TFJS_VENV)/.installed:
+	$(PY) -m venv $(TFJS_VENV)
+	$(TFJS_VENV)/bin/pip install -q --upgrade pip
+	$(TFJS_VENV)/bin/pip install -q $(TFJS_PKGS)
+	touch $@
+
+tfjs-deps: $(TFJS_VENV)/.installed
+
+# Debian packages for the browser demo and its test: Node.js/npm and Chromium.
+web-system-deps:
+	@pkgs=""; command -v node >/dev/null 2>&1 || pkgs="nodejs npm"; \
+	[ -x /usr/bin/chromium ] || pkgs="$$pkgs chromium"; \
+	if [ -n "$$pkgs" ]; then \
+	  echo "installing Debian packages: $$pkgs"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$pkgs >/dev/null; fi
+
+$(WEB)/node_modules/.installed: $(WEB)/package.json $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+web-deps: web-system-deps $(WEB)/node_modules/.installed
+
+setup: system-deps $(VENV)/.installed tfjs-deps web-deps
 
 demo: setup
 	$(BIN)/python -m gradtts_tf.demo_data --out $(DATA) --jobs 2
@@ -34,6 +66,19 @@ demo: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# TF.js export of the demo run (float16 weights) and the browser demo on localhost:8000.
+$(TFJS)/model_info.json:
+	$(BIN)/python -m export.tfjs --checkpoint $(RUN) --out $(TFJS) $(TFJS_FLAGS)
+
+tfjs: setup
+	$(BIN)/python -m export.tfjs --checkpoint $(RUN) --out $(TFJS) $(TFJS_FLAGS)
+
+web-build: web-deps
+	cd $(WEB) && node build.mjs
+
+web: setup web-build $(TFJS)/model_info.json
+	$(BIN)/python -m export.web --model-dir $(TFJS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -29,6 +29,7 @@ interpreter if it has tensorflowjs; failing those, a ``tensorflowjs_converter`` 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -150,10 +151,14 @@ def convert_graphs(
                 f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
             )
     for _, dst in jobs:
-        normalise_signature(dst / "model.json")
+        path = dst / "model.json"
+        model = json.loads(path.read_text())
+        normalise_signature(model)
+        unfuse_tensor_bias(model)
+        path.write_text(json.dumps(model, separators=(",", ":")))
 
 
-def normalise_signature(model_json: str | os.PathLike) -> None:
+def normalise_signature(model: dict[str, Any]) -> None:
     """Keys the graph model's signature by the SavedModel's input names.
 
     The converter keys some inputs by tensor name (``"xt:0"``) and others by input
@@ -161,15 +166,75 @@ def normalise_signature(model_json: str | os.PathLike) -> None:
     input names. Outputs are already keyed by name (``"mu_y"``).
 
     Args:
-        model_json: ``model.json`` of a converted graph (rewritten in place).
+        model: Parsed ``model.json`` of a converted graph (changed in place).
     """
-    path = Path(model_json)
-    model = json.loads(path.read_text())
     signature = model.get("signature", {})
     for side in ("inputs", "outputs"):
         entries = signature.get(side, {})
         signature[side] = {key.split(":")[0]: value for key, value in entries.items()}
-    path.write_text(json.dumps(model, separators=(",", ":")))
+
+
+_FUSED_BASE_OP = {"_FusedConv2D": "Conv2D", "_FusedMatMul": "MatMul",
+                  "_FusedDepthwiseConv2dNative": "DepthwiseConv2dNative"}
+_FUSED_ONLY_ATTRS = ("fused_ops", "num_args", "num_host_args", "epsilon", "leakyrelu_alpha",
+                     "TArgs", "filter_format")
+_ACTIVATIONS = {"Relu", "Relu6", "Elu", "Selu", "Sigmoid", "Tanh", "LeakyRelu"}
+
+
+def unfuse_tensor_bias(model: dict[str, Any]) -> int:
+    """Splits fused convolutions whose "bias" is a whole tensor into conv + add.
+
+    Grappler's remapper folds a residual ``conv(x) + skip`` (the U-Net's attention
+    blocks) into ``_FusedConv2D`` with ``skip`` as its BiasAdd operand. TF.js' CPU and
+    WebGL kernels broadcast it, but the WASM backend accepts only a rank-1 bias
+    ("FusedConv2D only supports rank-1 bias"). Rewriting those nodes as the plain op
+    followed by ``AddV2`` (and the fused activation, if any) computes the same thing
+    on every backend.
+
+    Args:
+        model: Parsed ``model.json`` (changed in place).
+
+    Returns:
+        Number of nodes split.
+    """
+    weights = {
+        w["name"]: w["shape"] for group in model["weightsManifest"] for w in group["weights"]
+    }
+    nodes = model["modelTopology"]["node"]
+    out: list[dict[str, Any]] = []
+    split = 0
+    for node in nodes:
+        base = _FUSED_BASE_OP.get(node["op"])
+        attr = node.get("attr", {})
+        encoded = attr.get("fused_ops", {}).get("list", {}).get("s", [])
+        fused = [base64.b64decode(s).decode() for s in encoded]
+        inputs = node.get("input", [])
+        bias = inputs[2] if len(inputs) > 2 else None
+        vector_bias = bias is not None and len(weights.get(bias.split(":")[0], [0, 0])) == 1
+        if (
+            base is None or not fused or fused[0] != "BiasAdd" or vector_bias
+            or not set(fused[1:]) <= _ACTIVATIONS or len(fused) > 2
+        ):
+            out.append(node)
+            continue
+        name = node["name"]
+        conv_name = f"{name}/unfused_{base}"
+        add_name = name if len(fused) == 1 else f"{name}/unfused_add"
+        dtype = attr.get("T", {"type": "DT_FLOAT"})
+        out.append({
+            **node, "name": conv_name, "op": base, "input": node["input"][:2],
+            "attr": {k: v for k, v in attr.items() if k not in _FUSED_ONLY_ATTRS},
+        })
+        out.append({"name": add_name, "op": "AddV2", "input": [conv_name, bias],
+                    "attr": {"T": dtype}})
+        if len(fused) == 2:
+            act_attr = {"T": dtype}
+            if fused[1] == "LeakyRelu":
+                act_attr["alpha"] = attr.get("leakyrelu_alpha", {"f": 0.2})
+            out.append({"name": name, "op": fused[1], "input": [add_name], "attr": act_attr})
+        split += 1
+    model["modelTopology"]["node"] = out
+    return split
 
 
 def frontend_tables() -> dict[str, Any]:
@@ -303,7 +368,9 @@ def export_tfjs(
         "version": TFJS_VERSION,
         "quantization": quantize,
         "graphs": {g: f"{g}/model.json" for g in graphs},
-        "frontend": {name.removesuffix(".json"): f"{FRONTEND_DIR}/{name}" for name in FRONTEND_FILES},
+        "frontend": {
+            name.removesuffix(".json"): f"{FRONTEND_DIR}/{name}" for name in FRONTEND_FILES
+        },
     }
     (out / "model_info.json").write_text(json.dumps(info, indent=2) + "\n")
     graph_bytes = {g: _dir_bytes(out / g) for g in graphs}

@@ -82,6 +82,28 @@ class StepCounter(keras.callbacks.Callback):
         self.progress.in_epoch = 0
 
 
+class FinishEpoch(keras.callbacks.Callback):
+    """Ends the first fit epoch after ``steps`` steps (the rest of an interrupted epoch).
+
+    Keras leaves an epoch early on ``stop_training``; clearing the flag again at the
+    epoch's end lets training go on with full epochs.
+    """
+
+    def __init__(self, steps: int):
+        super().__init__()
+        self.steps = steps
+        self.active = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.active and batch + 1 >= self.steps:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.active:
+            self.active = False
+            self.model.stop_training = False
+
+
 def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
     """True unless this process is a non-chief worker of a multi-worker cluster."""
     strategy = strategy or tf.distribute.get_strategy()
@@ -501,10 +523,14 @@ class TrainLogger(keras.callbacks.Callback):
             self._t0, self._steps = now, 0
         else:
             self._steps += 1
-        last_of_epoch = batch + 1 == (self.params or {}).get("steps")
-        if not (self.progress.step % self.every == 0 or last_of_epoch) or not self.chief:
+        last_of_epoch = batch + 1 == (self.params or {}).get("steps") or self.model.stop_training
+        if not (self.progress.step % self.every == 0 or last_of_epoch):
             return
+        # Every worker reads the trackers: under multi-worker training that read is a
+        # collective operation.
         totals = self._totals()
+        if not self.chief:
+            return
         step = self.progress.step
         values = {}
         for name, (total, count) in totals.items():

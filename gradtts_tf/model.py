@@ -44,6 +44,17 @@ class _TrainingState:
     good_steps: keras.Variable | None = None
 
 
+def _logs(values: dict) -> dict:
+    """Step outputs for Keras: shape ``[1]`` under multi-worker training, where Keras
+    averages them over replicas along axis 0 (which a scalar does not have)."""
+    strategy = tf.distribute.get_strategy()
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
+        strategy.extended._in_multi_worker_mode()
+    ):
+        return {name: value[None] for name, value in values.items()}
+    return values
+
+
 @keras.saving.register_keras_serializable(package="gradtts_tf")
 class GradTTS(keras.Model):
     """Grad-TTS: text encoder + duration predictor + score-based diffusion decoder.
@@ -305,6 +316,14 @@ class GradTTS(keras.Model):
             )
         self._training_state = state
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras pulls a batch to build the model under a distribution strategy (and
+        # fails to reduce dict batches under MultiWorkerMirroredStrategy); there is
+        # nothing to build once the model and its optimizer are.
+        if self.built and self.optimizer is not None and self.optimizer.built:
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def train_step(self, data):
         """One optimisation step, identical on one device and under `tf.distribute`.
 
@@ -357,7 +376,7 @@ class GradTTS(keras.Model):
         self._track(losses, loss_ok)
         self._track(norms, grads_ok)
         self.trackers["nonfinite"].update_state(tf.cast(bad, "float32"))
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        return _logs({name: tracker.result() for name, tracker in self.trackers.items()})
 
     def test_step(self, data):
         batch, _, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -367,7 +386,7 @@ class GradTTS(keras.Model):
             _, parts = self._replica_objective(losses, batch, ctx)
             losses = self._global_losses(parts, ctx)
         self._track(losses, tf.math.is_finite(losses["loss"]))
-        return {name: self.trackers[name].result() for name in LOSS_NAMES}
+        return _logs({name: self.trackers[name].result() for name in LOSS_NAMES})
 
     def _track(self, values, ok):
         """Adds finite values to their mean trackers (a skipped step adds nothing)."""

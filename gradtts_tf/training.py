@@ -585,28 +585,23 @@ def train(
         _truncate_history(out / "history.csv", progress.epoch)
         callbacks.append(keras.callbacks.CSVLogger(str(out / "history.csv"), append=True))
 
+    if 0 < progress.in_epoch < steps_per_epoch:
+        # Resumed mid-epoch (after Ctrl-C): that epoch is finished first, so
+        # checkpoints and validations fall on the same steps as without the break.
+        callbacks.insert(1, cb.FinishEpoch(steps_per_epoch - progress.in_epoch))
     interrupted = False
-    histories = []
-
-    def fit(until_epoch: int, steps: int) -> None:
+    try:
         model.fit(
             train_dataset(),
             validation_data=val_ds,
-            epochs=until_epoch,
+            epochs=total_epochs,
             initial_epoch=progress.epoch,
-            steps_per_epoch=steps,
+            steps_per_epoch=steps_per_epoch,
             validation_freq=validation_freq,
             callbacks=callbacks,
             verbose=verbose,
+            shuffle=False,  # the stream is shuffled (stream_order); Keras can't shuffle it
         )
-        histories.append(model.history)
-
-    try:
-        if 0 < progress.in_epoch < steps_per_epoch and progress.epoch < total_epochs:
-            # Resumed mid-epoch (Ctrl-C): finish that epoch first, so checkpoints and
-            # validations keep falling on the same steps as in an uninterrupted run.
-            fit(progress.epoch + 1, steps_per_epoch - progress.in_epoch)
-        fit(total_epochs, steps_per_epoch)
     except cb.TrainingInterrupted as e:
         interrupted = True
         where = f"; checkpoint {e.checkpoint}" if e.checkpoint else ""
@@ -617,10 +612,6 @@ def train(
     if chief and not interrupted:
         cb.export_weights(model, export_model, out / "model.weights.h5")
     history = model.history
-    for earlier in histories[:-1] if histories and histories[-1] is history else histories:
-        for key, values in earlier.history.items():
-            history.history[key] = values + history.history.get(key, [])
-        history.epoch = earlier.epoch + history.epoch
     history.progress = progress
     history.interrupted = interrupted
     history.nonfinite = guard.reports

@@ -5,7 +5,7 @@
 
 A HiFi-GAN checkpoint is a folder holding ``generator.weights.h5`` (the generator
 with weight normalisation folded, as written by ``python -m gradtts_tf.vocoder_training``
-and by ``python -m gradtts_tf.convert --hifigan``) and its configuration, either our
+and by ``python -m gradtts_tf.convert --vocoder-config``) and its configuration, either our
 ``config.yaml`` (``audio`` + ``vocoder`` sections) or an official HiFi-GAN
 ``config.json``.
 """
@@ -162,7 +162,7 @@ def _read_checkpoint_config(folder: Path) -> tuple[VocoderConfig, dict[str, Any]
     raise FileNotFoundError(
         f"{folder} holds neither config.yaml nor config.json: point --vocoder to a folder "
         "written by 'python -m gradtts_tf.vocoder_training' or "
-        "'python -m gradtts_tf.convert --hifigan', or use 'griffin-lim'"
+        "'python -m gradtts_tf.convert --vocoder-config', or use 'griffin-lim'"
     )
 
 
@@ -212,7 +212,12 @@ def load_hifigan(folder: str | os.PathLike, audio: AudioConfig | None = None) ->
             "and config.yaml or config.json"
         )
     vcfg, stated = _read_checkpoint_config(folder)
-    merged = _check_audio(stated, audio or AudioConfig(), folder)
+    if audio is None:
+        fields = AudioConfig.__dataclass_fields__
+        merged = dataclasses.replace(AudioConfig(), **{k: v for k, v in stated.items()
+                                                       if k in fields})
+    else:
+        merged = _check_audio(stated, audio, folder)
     generator = HiFiGANGenerator.from_vocoder_config(vcfg, n_mels=merged.n_mels, weight_norm=False)
     generator.load_weights(weights)
     if generator.hop_length != merged.hop_length:

@@ -1,15 +1,22 @@
 """train.py / convert CLI / Synthesizer: the user-facing paths on real (flite) data."""
 
 import json
+import shutil
 import warnings
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import train
+from data_function import prepare_corpus, stream_order
 from gradtts_tf.config import load_config
 from gradtts_tf.convert import main as convert_main
+from gradtts_tf.model import GradTTS
 from gradtts_tf.synthesizer import Synthesizer
+from gradtts_tf.training import WarmupDecay, build_model
+from gradtts_tf.training import train as train_run
 from tests.conftest import REF
 
 TINY = [
@@ -106,3 +113,79 @@ def test_convert_rejects_mismatched_params(tmp_path):
     params["n_enc_layers"] = 3
     with pytest.raises((ValueError, KeyError), match="encoder"):
         gradtts_from_official(REF / "gradtts_small_state_dict.npz", params)
+
+
+def _event_tags(folder):
+    tags = set()
+    for path in folder.glob("events.out.tfevents.*"):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            tags.update(v.tag for v in event.summary.value)
+    return tags
+
+
+@pytest.mark.slow
+def test_mixed_precision_accumulation_ema_schedule_logs_and_nan_guard(demo_corpus, tmp_path):
+    corpus = tmp_path / "corpus"
+    (corpus / "wavs").mkdir(parents=True)
+    shutil.copy(demo_corpus / "metadata.csv", corpus)
+    for wav in (demo_corpus / "wavs").glob("*.wav"):
+        shutil.copy(wav, corpus / "wavs")
+    config = load_config("configs/demo.yaml", TINY + [
+        "train.precision=mixed_float16", "train.grad_accum_steps=2", "train.ema_decay=0.5",
+        "train.lr_schedule=exponential", "train.warmup_steps=2", "train.lr_decay_steps=4",
+        "train.checkpoint_every_steps=3", "train.log_every_steps=1", "train.n_log_samples=1",
+        "train.log_synth_timesteps=2", "train.png_logs=true", "train.jit_compile='off'",
+    ])
+    # The fifth utterance of the stream (second batch) gets a NaN mel.
+    manifest = prepare_corpus(corpus, config, progress=False)
+    entries = manifest.split("train", config)
+    bad = entries[stream_order(len(entries), config.train.seed, 0)[5]]
+    np.save(bad["mel_path"], np.full_like(np.load(bad["mel_path"]), np.nan))
+
+    run = tmp_path / "run"
+    history = train_run(config, corpus, run, epochs=2, verbose=0)
+    model = history.model
+
+    # The NaN batch was skipped and reported with its utterances.
+    assert [r["step"] for r in history.nonfinite] == [2]
+    assert bad["uid"] in history.nonfinite[0]["uids"] and len(history.nonfinite[0]["uids"]) == 4
+    assert bad["uid"] in (run / "nonfinite.log").read_text()
+    np.testing.assert_allclose(history.history["nonfinite"], [1 / 3, 0.0])
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+
+    # mixed_float16 with dynamic loss scaling: each overflowing or NaN step halved the
+    # scale and was left out; two finite batches make one update.
+    assert model.encoder.dtype_policy.name == "mixed_float16"
+    assert keras.mixed_precision.dtype_policy().name == "float32"  # restored
+    state = model._training_state
+    halvings = 15 - int(np.log2(float(state.loss_scale.numpy())))
+    assert 1 <= halvings <= 6
+    assert int(model.optimizer.iterations.numpy()) == (6 - halvings) // 2
+    assert int(state.accum_count.numpy()) == (6 - halvings) % 2
+    lr = WarmupDecay(0.003, "exponential", 2, 0.5, 4)(model.optimizer.iterations)
+    np.testing.assert_allclose(float(model.optimizer.learning_rate), float(lr), rtol=1e-6)
+
+    # model.weights.h5 holds the EMA weights; checkpoints hold the raw ones.
+    exported = GradTTS.from_config_tree(config)
+    exported.load_weights(run / "model.weights.h5")
+    for a, b in zip(exported.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)  # fit() ends with the EMA weights swapped in
+    raw = build_model(config)
+    raw.load_weights(run / "checkpoints" / "ckpt-00000006" / "state.weights.h5")
+    assert any(not np.array_equal(a, b)
+               for a, b in zip(raw.get_weights(), exported.get_weights(), strict=True))
+
+    # TensorBoard scalars, images and audio; the same images (and WAVs) as files.
+    assert {"loss", "dur_loss", "prior_loss", "diff_loss", "enc_grad_norm", "dec_grad_norm",
+            "learning_rate", "step_time", "examples_per_sec", "loss_scale",
+            "nonfinite"} <= _event_tags(run / "logs" / "train")
+    assert {"loss", "diff_loss"} <= _event_tags(run / "logs" / "validation")
+    sample_tags = _event_tags(run / "logs" / "samples")
+    assert any(t.endswith("/mel") for t in sample_tags)
+    assert any(t.endswith("/audio") for t in sample_tags)
+    pngs = sorted(p.name for p in (run / "images").glob("*.png"))
+    assert len(pngs) == 2 and pngs[0].startswith("step00000003_0_")
+    assert len(list((run / "images").glob("*.wav"))) == 2
+    progress = json.loads((run / "progress.json").read_text())
+    assert progress["step"] == 6 and "examples_per_sec" in progress

@@ -3,6 +3,8 @@
 ``gradtts_from_official(state_dict, params)`` returns a built `GradTTS` carrying the
 official weights; ``python -m gradtts_tf.convert`` writes them as a Keras
 ``.weights.h5`` file plus the YAML config they belong to.
+``hifigan_from_official(state_dict, config_json)`` does the same for an official
+HiFi-GAN generator (``--vocoder-config config_v1.json`` on the command line).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from gradtts_tf.config import Config, config_from_dict, load_config
+from gradtts_tf.convert.hifigan import hifigan_from_official, vocoder_config_from_official
 
 # Official ``GradTTS(...)`` constructor arguments -> our config tree.
 _MODEL_KEYS = (
@@ -129,8 +132,31 @@ def gradtts_from_official(
     return model
 
 
+def _convert_hifigan(args: argparse.Namespace) -> None:
+    """Writes ``generator.weights.h5`` (folded) + ``config.yaml`` for `load_vocoder`."""
+    import dataclasses
+
+    from gradtts_tf.vocoder import save_hifigan
+
+    vocoder, audio = vocoder_config_from_official(args.vocoder_config)
+    config = load_config(args.config) if args.config else Config()
+    config = dataclasses.replace(
+        config, audio=dataclasses.replace(config.audio, **audio), vocoder=vocoder
+    )
+    generator = hifigan_from_official(args.checkpoint, vocoder, n_mels=config.audio.n_mels)
+    if generator.hop_length != config.audio.hop_length:
+        raise SystemExit(
+            f"prod(upsample_rates)={generator.hop_length} differs from "
+            f"hop_length={config.audio.hop_length}: give the audio settings with --config"
+        )
+    out = save_hifigan(generator, config, args.out)
+    n_params = sum(int(np.prod(v.shape)) for v in generator.weights)
+    print(f"wrote {out / 'generator.weights.h5'} ({n_params:,} parameters) and "
+          f"{out / 'config.yaml'}")
+
+
 def main(argv: list[str] | None = None) -> None:
-    """CLI: convert an official Grad-TTS checkpoint to ``.weights.h5`` + YAML."""
+    """CLI: convert an official Grad-TTS (or HiFi-GAN) checkpoint to ``.weights.h5`` + YAML."""
     parser = argparse.ArgumentParser(
         prog="python -m gradtts_tf.convert",
         description="Convert an official PyTorch Grad-TTS checkpoint (grad-tts.pt) for Keras.",
@@ -140,7 +166,15 @@ def main(argv: list[str] | None = None) -> None:
     group.add_argument("--params", help="JSON of the official GradTTS constructor arguments")
     group.add_argument("--config", help="our YAML config whose model section matches")
     parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument(
+        "--vocoder-config",
+        help="official HiFi-GAN JSON (config_v1.json): convert a HiFi-GAN generator "
+        "checkpoint (generator_v1) instead; --config may give the audio settings",
+    )
     args = parser.parse_args(argv)
+    if args.vocoder_config:
+        _convert_hifigan(args)
+        return
 
     if args.config:
         config = load_config(args.config)

@@ -83,7 +83,9 @@ class _NormKernelMixin:
             )
             self.sn_u.assign(self.sn_u / (ops.norm(self.sn_u) + 1e-12))
             self.sn_v.assign(self.sn_v / (ops.norm(self.sn_v) + 1e-12))
-        self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer=_torch_uniform(bound))
+        self.bias = self.add_weight(
+            name="bias", shape=(self.filters,), initializer=_torch_uniform(bound)
+        )
 
     def compute_kernel(self, training: bool = False) -> tf.Tensor:
         """The effective kernel (weight/spectral normalisation applied)."""
@@ -105,7 +107,8 @@ class _NormKernelMixin:
                 self.sn_u.assign(u_new)
                 self.sn_v.assign(v_new)
                 u, v = u_new, v_new
-            sigma = tf.reduce_sum(u * tf.linalg.matvec(w_mat, tf.stop_gradient(v), transpose_a=True))
+            w_v = tf.linalg.matvec(w_mat, tf.stop_gradient(v), transpose_a=True)  # [b]
+            sigma = tf.reduce_sum(u * w_v)
             w = w / sigma
         return w
 
@@ -171,13 +174,20 @@ class NormConv1D(_NormKernelMixin, keras.layers.Layer):
     def call(self, x, training=None):
         if self.padding:
             x = tf.pad(x, [[0, 0], [self.padding, self.padding], [0, 0]])  # [B, T + 2p, C]
-        y = tf.nn.conv1d(
-            x,
-            self.compute_kernel(bool(training)),
-            stride=self.strides,
-            padding="VALID",
-            dilations=self.dilation_rate,
-        )
+        kernel = self.compute_kernel(bool(training))  # [k, in / groups, filters]
+        if self.groups == 1:
+            y = tf.nn.conv1d(x, kernel, stride=self.strides, padding="VALID",
+                             dilations=self.dilation_rate)
+        else:
+            # One convolution per group: TF's CPU kernels have no (or, with oneDNN, a
+            # memory-corrupting) gradient for grouped convolutions.
+            xs = tf.split(x, self.groups, axis=-1)  # groups x [B, T, in / groups]
+            ks = tf.split(kernel, self.groups, axis=-1)  # groups x [k, in / g, filters / g]
+            y = tf.concat(
+                [tf.nn.conv1d(xg, kg, stride=self.strides, padding="VALID",
+                              dilations=self.dilation_rate) for xg, kg in zip(xs, ks, strict=True)],
+                axis=-1,
+            )  # [B, T', filters]
         return y + self.bias
 
     def get_config(self):
@@ -430,7 +440,9 @@ class HiFiGANGenerator(keras.Model):
         if resblock not in ("1", "2"):
             raise ValueError(f"HiFiGANGenerator: resblock must be '1' or '2', got {resblock!r}")
         if len(upsample_rates) != len(upsample_kernel_sizes):
-            raise ValueError("HiFiGANGenerator: upsample_rates/upsample_kernel_sizes lengths differ")
+            raise ValueError(
+                "HiFiGANGenerator: upsample_rates/upsample_kernel_sizes lengths differ"
+            )
         if len(resblock_kernel_sizes) != len(resblock_dilation_sizes):
             raise ValueError(
                 "HiFiGANGenerator: resblock_kernel_sizes/resblock_dilation_sizes lengths differ"

@@ -3,7 +3,7 @@
 // works, else CPU). `window.gradtts` exposes the model and the last result for tests;
 // `window.gradtts.setNoise(array)` makes the next synthesis use that noise.
 
-import { GradTTSWeb, NothingToSpeakError, httpReader, tf } from './synth.js';
+import { GradTTSWeb, NothingToSpeakError, httpReader, setWasmPaths, tf } from './synth.js';
 import { encodeWav } from './wav.js';
 
 const $ = (id) => document.getElementById(id);
@@ -48,8 +48,10 @@ function bindOutput(inputId, format) {
 }
 
 async function pickBackend() {
+  // The WASM binaries are served next to app.js (copied there by build.mjs).
+  setWasmPaths(new URL('./', window.location.href).href);
   const wanted = params.get('backend');
-  for (const name of wanted ? [wanted] : ['webgl', 'cpu']) {
+  for (const name of wanted ? [wanted] : ['webgl', 'wasm', 'cpu']) {
     try {
       if (await tf.setBackend(name)) {
         await tf.ready();
@@ -95,15 +97,18 @@ async function synthesize() {
     $('timing').textContent = `${seconds.toFixed(2)} s of audio in ${result.timings.total.toFixed(2)} s ` +
       `(encoder ${result.timings.encoder.toFixed(2)} s, ${steps} steps ${result.timings.diffusion.toFixed(2)} s, ` +
       `${result.vocoder === 'graph' ? 'HiFi-GAN' : 'Griffin-Lim'} ${result.timings.vocoder.toFixed(2)} s)`;
-    $('phonemes').textContent = result.phonemes;
+    $('phonemes').textContent = `Symbols: ${result.phonemes}`;
     $('result').hidden = false;
     setProgress(1, 'Done.');
     setState('done');
   } catch (err) {
     setProgress(0, '');
-    if (err instanceof NothingToSpeakError) showError(err.message);
-    else showError(`Synthesis failed: ${err.message}`);
-    console.error(err);
+    if (err instanceof NothingToSpeakError) {
+      showError(err.message);
+    } else {
+      showError(`Synthesis failed: ${err.message}`);
+      console.error(err);
+    }
     setState('error');
   } finally {
     button.disabled = false;

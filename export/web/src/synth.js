@@ -4,6 +4,7 @@
 // reader passed as `io`). The host loop is the one documented in export/README.md.
 
 import * as tf from '@tensorflow/tfjs';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 
 import { TextFrontend } from './frontend.js';
 import { GriffinLim } from './griffinlim.js';
@@ -254,4 +255,4 @@ export class GradTTSWeb {
   }
 }
 
-export { tf };
+export { setWasmPaths, tf };

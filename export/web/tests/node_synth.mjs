@@ -24,7 +24,7 @@ const readF32 = (path) => {
 };
 const writeF32 = (path, arr) => writeFileSync(path, Buffer.from(arr.buffer, arr.byteOffset, arr.byteLength));
 
-await tf.setBackend('cpu');
+await tf.setBackend(request.backend || 'wasm');
 const tts = await GradTTSWeb.load(fsReader(request.model_dir));
 const noise = request.noise ? readF32(request.noise) : null;
 const result = { load: tts.stats, runs: {} };
