@@ -57,31 +57,31 @@ $(WEB)/node_modules/.installed: $(WEB)/package.json $(WEB)/package-lock.json
 
 web-deps: web-system-deps $(WEB)/node_modules/.installed
 
-setup: system-deps $(VENV)/.installed tfjs-deps web-deps
+setup: system-deps $(VENV)/.installed
 
 demo: setup
 	$(BIN)/python -m gradtts_tf.demo_data --out $(DATA) --jobs 2
 	$(BIN)/python -m gradtts_tf.demo --data $(DATA) --config $(CONFIG) --out $(RUN)
 
-test: setup
+# The export tests also need the TF.js converter venv, npm packages and Chromium.
+test: setup tfjs-deps web-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 # TF.js export of the demo run (float16 weights) and the browser demo on localhost:8000.
-$(TFJS)/model_info.json:
+$(TFJS)/model_info.json: | setup tfjs-deps
 	$(BIN)/python -m export.tfjs --checkpoint $(RUN) --out $(TFJS) $(TFJS_FLAGS)
 
-tfjs: setup
-	$(BIN)/python -m export.tfjs --checkpoint $(RUN) --out $(TFJS) $(TFJS_FLAGS)
+tfjs: $(TFJS)/model_info.json
 
 web-build: web-deps
 	cd $(WEB) && node build.mjs
 
-web: setup web-build $(TFJS)/model_info.json
+web: web-build $(TFJS)/model_info.json
 	$(BIN)/python -m export.web --model-dir $(TFJS)
 
 lint: setup
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(TFJS_VENV) runs exported .pytest_cache

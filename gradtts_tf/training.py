@@ -485,6 +485,9 @@ def train(
     validation_freq = max(1, round(t.val_every_steps / steps_per_epoch)) if t.val_every_steps else 1
     total_epochs = epochs or t.epochs
 
+    # Initial weights and every unseeded draw follow train.seed, as the official
+    # trainer's torch.manual_seed: two runs of one config start from the same weights.
+    keras.utils.set_random_seed(t.seed)
     model = build_model(config, jit_compile, strategy)
     progress = cb.Progress(batch_size=batch)
     removed = cb.clean_partial(out) if chief else []

@@ -55,6 +55,10 @@ async function pickBackend() {
     try {
       if (await tf.setBackend(name)) {
         await tf.ready();
+        // GPUs that cannot render float32 textures fall back to float16: too coarse here.
+        if (name === 'webgl' && !wanted && !tf.env().getBool('WEBGL_RENDER_FLOAT32_CAPABLE')) {
+          continue;
+        }
         return name;
       }
     } catch (err) {

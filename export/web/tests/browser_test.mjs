@@ -5,7 +5,8 @@
 // Usage: node tests/browser_test.mjs REQUEST.json
 // REQUEST: {"url", "chromium", "user_data_dir", "out_dir", "screenshot", "text",
 //           "unspeakable_text", "steps", "temperature", "rate", "noise": "noise.f32",
-//           "vocoders": ["graph", "griffin_lim"], "gl_mel": [...] (optional), "timeout_ms"}
+//           "vocoders": ["graph", "griffin_lim"], "gl_mel": [...] (optional), "timeout_ms",
+//           "backend": "wasm" (default) | "webgl" | "cpu", "extra_args": [Chromium flags]}
 // Writes OUT/browser_mel.f32, OUT/browser_audio_<vocoder>.f32, OUT/browser.wav (the
 // download link's bytes), OUT/browser_gl.f32 (the page's Griffin-Lim of gl_mel) and
 // prints a JSON summary on stdout.
@@ -28,6 +29,7 @@ const context = await chromium.launchPersistentContext(r.user_data_dir, {
   args: [
     '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ...(r.extra_args || []),
   ],
   viewport: { width: 900, height: 900 },
 });
@@ -45,7 +47,7 @@ try {
   });
 
   const t0 = Date.now();
-  await page.goto(`${r.url}?backend=wasm`);
+  await page.goto(`${r.url}?backend=${r.backend || 'wasm'}`);
   await page.waitForSelector('body[data-state="ready"]', { timeout });
   summary.page_ready_seconds = (Date.now() - t0) / 1000;
   summary.load = await page.evaluate(() => window.gradtts.tts.stats);
