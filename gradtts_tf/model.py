@@ -354,7 +354,13 @@ class GradTTS(keras.Model):
             objective, parts = self._replica_objective(losses, batch, ctx)
             if scale is not None:
                 objective = objective * tf.cast(scale, objective.dtype)
-        grads = tape.gradient(objective, variables)
+        # Dense gradients, as torch's nn.Embedding gives: Keras' Adam squares the
+        # rows of an IndexedSlices gradient before summing repeated token ids, which
+        # inflates the step of frequent tokens (and norms/clipping would see the same).
+        grads = [
+            tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+            for g in tape.gradient(objective, variables)
+        ]
         live = [i for i, g in enumerate(grads) if g is not None]
         if ctx.num_replicas_in_sync > 1:
             summed = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in live])

@@ -500,11 +500,19 @@ def train(
         progress.step, progress.epoch = state["step"], state["epoch"]
         progress.in_epoch = state.get("in_epoch", 0)
         progress.start_position = state["position"]
+        # Interrupted after an epoch's last step but before its end: that epoch is done.
+        progress.epoch += progress.in_epoch // steps_per_epoch
+        progress.in_epoch %= steps_per_epoch
+    if resumed_from is None and cb.list_checkpoints(out):
+        raise RunError(
+            f"no checkpoint in {out / 'checkpoints'} loads (see the warnings above); move "
+            "the damaged ones away to resume from an older one, or use a new --out folder"
+        )
     if resumed_from is None and resuming:
         legacy = _restore_legacy(model, out)
         if legacy is not None:
             progress.epoch, updates = legacy
-            progress.step = progress.epoch * steps_per_epoch
+            progress.step = updates
             progress.start_position = progress.step * batch
             resumed_from = out / LEGACY_BACKUP
             print(f"continuing {out} from its earlier-layout backup ({updates} updates)")
@@ -583,10 +591,12 @@ def train(
             config.audio, t.log_images_every, t.log_synth_timesteps,
             out / "images" if t.png_logs else None, chief=chief,
         ))
-    callbacks += [checkpointer, interrupt]
     if chief:
+        # Before the checkpoint: a row written for an epoch whose checkpoint then did
+        # not make it is dropped on resume (_truncate_history).
         _truncate_history(out / "history.csv", progress.epoch)
         callbacks.append(keras.callbacks.CSVLogger(str(out / "history.csv"), append=True))
+    callbacks += [checkpointer, interrupt]
 
     if 0 < progress.in_epoch < steps_per_epoch:
         # Resumed mid-epoch (after Ctrl-C): that epoch is finished first, so

@@ -2,9 +2,10 @@
 
 ``python tests/_train_worker.py JSON``: JSON holds ``config``, ``overrides``, ``data``,
 ``out``, ``epochs``, ``steps``, ``dump`` (npz of the final trainable weights) and
-optionally ``cpus`` (logical CPU devices to create). Prints one JSON line with the
+optionally ``cpus`` (logical CPU devices to create) and ``no_dropout`` (see
+`without_dropout`). Prints one JSON line with the
 number of replicas, the largest difference between replicas' copies of any weight
-and the per-epoch losses.
+and the fit history (losses and gradient norms per epoch).
 """
 
 import json
@@ -17,6 +18,27 @@ import tensorflow as tf
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def without_dropout(training_module) -> None:
+    """Makes ``training_module.build_model`` switch every Dropout layer off.
+
+    The prenet's dropout (0.5, hard-wired as official) draws one mask for the batch a
+    replica sees, so only without it is a distributed step the same computation as
+    one device's.
+    """
+    import keras
+
+    build = training_module.build_model
+
+    def build_model(*args, **kwargs):
+        model = build(*args, **kwargs)
+        for layer in model._flatten_layers():
+            if isinstance(layer, keras.layers.Dropout):
+                layer.rate = 0.0
+        return model
+
+    training_module.build_model = build_model
+
+
 def main() -> None:
     args = json.loads(sys.argv[1])
     if args.get("cpus", 1) > 1:
@@ -26,11 +48,14 @@ def main() -> None:
             cpu, [tf.config.LogicalDeviceConfiguration()] * args["cpus"]
         )
     sys.path.insert(0, str(ROOT))
+    from gradtts_tf import training
     from gradtts_tf.config import load_config
-    from gradtts_tf.training import train
+
+    if args.get("no_dropout"):
+        without_dropout(training)
 
     config = load_config(ROOT / args["config"], args["overrides"])
-    history = train(config, args["data"], args["out"], epochs=args["epochs"],
+    history = training.train(config, args["data"], args["out"], epochs=args["epochs"],
                     steps_per_epoch=args["steps"], verbose=0)
     model = history.model
     strategy = model.distribute_strategy
@@ -42,7 +67,7 @@ def main() -> None:
         if len(copies[0]) > 1 else 0.0
     np.savez(args["dump"], *[c[0] for c in copies])
     print(json.dumps({"replicas": strategy.num_replicas_in_sync, "local_copies": len(copies[0]),
-                      "max_replica_diff": diff, "loss": history.history["loss"]}))
+                      "max_replica_diff": diff, "history": history.history}))
 
 
 if __name__ == "__main__":
