@@ -179,7 +179,11 @@ class GradTTS(keras.Model):
         """Speaker id ``[B]`` -> embedding ``[B, spk_emb_dim]`` (``None`` if single)."""
         if self.n_spks <= 1 or spk is None:
             return None
-        return self.spk_emb(tf.cast(spk, "int32"))
+        # One-hot matmul instead of a gather: a dense gradient, as torch's nn.Embedding
+        # gives, with no IndexedSlices crossing the conditional update.
+        one_hot = tf.one_hot(tf.cast(spk, "int32"), self.n_spks)  # [B, n_spks]
+        table = tf.cast(self.spk_emb.embeddings, one_hot.dtype)  # [n_spks, spk_emb_dim]
+        return tf.matmul(one_hot, table)  # [B, spk_emb_dim]
 
     def _encode(self, x, x_lengths, spk_emb, training):
         """Runs the text encoder; returns float32 ``mu_x, logw, x_mask`` (``[B, T_x, *]``)."""
@@ -547,7 +551,9 @@ class GradTTS(keras.Model):
 
         As the official trainer; the speaker embedding (multi-speaker) is not clipped.
         """
-        grads = list(grads)
+        # identity: every gradient becomes a tensor of the calling (cond-branch) graph;
+        # an unclipped outer-graph tensor (the speaker table's) breaks optimizer.apply.
+        grads = [None if g is None else tf.identity(g) for g in grads]
         if not self.grad_clip:
             return grads
         for pos in self._groups(variables).values():
