@@ -258,7 +258,9 @@ def test_ctrl_c_and_sigkill_then_resume_continue_as_if_uninterrupted(demo_corpus
     assert history.progress.step == interval * epochs
     # After the Ctrl-C the interrupted epoch was finished first: checkpoints fall on
     # the same steps as in the uninterrupted run.
-    assert [s for s in _steps(run) if s != interrupted_at] == _steps(reference)
+    # (The Ctrl-C may land exactly on an interval boundary: then it is a regular one.)
+    extra = {interrupted_at} - set(_steps(reference))
+    assert sorted(set(_steps(run)) - extra) == _steps(reference)
     final, expected = (cb.read_state(cb.list_checkpoints(r)[-1]) for r in (run, reference))
     final.pop("time"), expected.pop("time")
     assert final == expected  # step, epoch, data position, random-generator states
