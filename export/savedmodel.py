@@ -32,8 +32,8 @@ import numpy as np
 import tensorflow as tf
 
 from gradtts_tf.audio import inverse_mel_basis
-from gradtts_tf.config import Config, load_config
-from gradtts_tf.model import GradTTS
+from gradtts_tf.config import Config
+from gradtts_tf.model import GradTTS, load_checkpoint
 from gradtts_tf.text import BLANK_ID, N_VOCAB, symbols
 
 logger = logging.getLogger(__name__)
@@ -256,26 +256,6 @@ def write_assets(out_dir: str | os.PathLike, info: dict[str, Any], config: Confi
     a = config.audio
     inv = inverse_mel_basis(a.sample_rate, a.n_fft, a.n_mels, a.f_min, a.f_max)
     np.ascontiguousarray(inv, "<f4").tofile(out_dir / INV_MEL_FILE)  # [n_mels, bins]
-
-
-def load_checkpoint(checkpoint: str | os.PathLike) -> tuple[GradTTS, Config]:
-    """Loads a run folder holding ``config.yaml`` and ``model.weights.h5``.
-
-    Raises:
-        FileNotFoundError: Naming the missing file.
-    """
-    path = Path(checkpoint)
-    config_file, weights = path / "config.yaml", path / "model.weights.h5"
-    for f in (config_file, weights):
-        if not f.is_file():
-            raise FileNotFoundError(
-                f"{f} not found: --checkpoint must be a run folder written by train.py or "
-                "'python -m gradtts_tf.convert'"
-            )
-    config = load_config(config_file)
-    model = GradTTS.from_config_tree(config)
-    model.load_weights(weights)
-    return model, config
 
 
 def resolve_vocoder(vocoder: Any, config: Config):

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from gradtts_tf.config import Config
+from gradtts_tf.config import Config, load_config
 from gradtts_tf.layers.diffusion import Diffusion
 from gradtts_tf.layers.text_encoder import TextEncoder
 from gradtts_tf.ops import (
@@ -651,3 +653,29 @@ class GradTTS(keras.Model):
         attn = generate_path(w_ceil[:, :, 0], attn_mask)  # [B, T_x, T_y]
         mu_y = tf.matmul(attn, mu_x, transpose_a=True)  # [B, T_y, n_feats]
         return {"mu_y": mu_y, "y_mask": y_mask, "y_lengths": y_lengths, "attn": attn}
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[GradTTS, Config]:
+    """Loads a run folder holding ``config.yaml`` and ``model.weights.h5``.
+
+    Args:
+        path: A ``train.py`` run folder or a ``python -m gradtts_tf.convert`` output.
+
+    Returns:
+        ``(model, config)``.
+
+    Raises:
+        FileNotFoundError: Naming the missing file and how to produce it.
+    """
+    path = Path(path)
+    config_file, weights = path / "config.yaml", path / "model.weights.h5"
+    for f in (config_file, weights):
+        if not f.is_file():
+            raise FileNotFoundError(
+                f"{f} not found: point to a run folder written by train.py or by "
+                "'python -m gradtts_tf.convert'"
+            )
+    config = load_config(config_file)
+    model = GradTTS.from_config_tree(config)
+    model.load_weights(weights)
+    return model, config

@@ -32,13 +32,12 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from gradtts_tf.config import Config, load_config
-from gradtts_tf.model import GradTTS
+from gradtts_tf.config import Config
+from gradtts_tf.model import GradTTS, load_checkpoint
 from gradtts_tf.ops import fix_len_compatibility, sequence_mask
 from gradtts_tf.text import text_to_ids
 from gradtts_tf.text.segment import DEFAULT_MAX_TOKENS, DEFAULT_SENTENCE_PAUSE, segment
@@ -188,17 +187,7 @@ class Synthesizer:
         Raises:
             FileNotFoundError: Naming the missing file and how to produce it.
         """
-        path = Path(path)
-        config_file, weights = path / "config.yaml", path / "model.weights.h5"
-        for f in (config_file, weights):
-            if not f.is_file():
-                raise FileNotFoundError(
-                    f"{f} not found: point to a run folder written by train.py or by "
-                    "'python -m gradtts_tf.convert'"
-                )
-        config = load_config(config_file)
-        model = GradTTS.from_config_tree(config)
-        model.load_weights(weights)
+        model, config = load_checkpoint(path)
         return cls(model, config, vocoder)
 
     # ------------------------------------------------------------------ text
