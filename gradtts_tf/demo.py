@@ -1,70 +1,175 @@
-"""The Quick start's main job: data pipeline, a short training run, synthesis to WAV.
+"""The Quick start's main job, on the shipped demo voice (``models/demo``).
 
-``python -m gradtts_tf.demo --data data/demo --config configs/demo.yaml --out runs/demo``
-prepares the corpus, measures the input pipeline, trains for a few steps with
-`model.fit` (graph mode; XLA only on GPUs), and synthesises sample sentences.
-A few CPU steps do not make a voice: the WAVs show the path end to end.
+``python -m gradtts_tf.demo --data data/demo --out runs/demo`` synthesises sample
+sentences (held-out sentences of the demo dataset, which the voice never heard, and a
+few new ones) to WAV, transcribes them offline with PocketSphinx and prints WER/CER,
+MCD and duration ratio against the flite recordings, exports the voice for TFLite and
+TF.js, and says where everything went and how to open the browser demo.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import time
 from pathlib import Path
 
-SAMPLES = (
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_VOICE = PROJECT_ROOT / "models" / "demo"
+
+# Not in the demo corpus (a test checks it): speech the voice has never been trained on.
+NEW_SENTENCES = (
     "The quick brown fox jumps over the lazy dog.",
     "Is this the voice of a diffusion model?",
+    "Please call me back before seven in the evening.",
 )
+
+
+def _mb(n_bytes: int) -> str:
+    return f"{n_bytes / 1e6:.1f} MB"
+
+
+def run(
+    voice: str | os.PathLike,
+    out: str | os.PathLike,
+    data: str | os.PathLike | None = None,
+    n_val: int = 6,
+    n_timesteps: int = 10,
+    export: bool = True,
+    tfjs_quantize: str | None = "float16",
+) -> dict:
+    """Synthesises, evaluates and exports a voice; returns a summary (also ``summary.json``).
+
+    Args:
+        voice: Run folder of the voice (``config.yaml`` + ``model.weights.h5``).
+        out: Output folder (replaced): ``samples/``, ``evaluation.json``, ``tflite/``,
+            ``tfjs/``, ``summary.json``.
+        data: The demo dataset (LJSpeech folder). Its held-out sentences, as split by
+            the voice's config, are spoken and scored against their recordings;
+            ``None``: the new sentences only, without recording-based measures.
+        n_val: How many held-out sentences to speak.
+        n_timesteps: Reverse-diffusion steps.
+        export: Export TFLite (float32, float16) and TF.js.
+        tfjs_quantize: TF.js weight storage (``None`` = float32).
+
+    Returns:
+        ``{"samples", "evaluation", "tflite", "tfjs", "seconds", ...}``: paths and figures.
+    """
+    from gradtts_tf.config import load_config
+    from gradtts_tf.evaluation import evaluate, load_references
+    from gradtts_tf.synthesizer import Synthesizer
+
+    voice, out = Path(voice), Path(out)
+    config = load_config(voice / "config.yaml")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    start = time.perf_counter()
+    summary: dict = {"voice": str(voice), "out": str(out)}
+
+    references = load_references(data, "val", config)[:n_val] if data is not None else []
+    sentences = [r.text for r in references] + list(NEW_SENTENCES)
+    synth = Synthesizer.from_pretrained(voice)
+    samples = out / "samples"
+    print(f"speaking {len(sentences)} sentences with {voice} ({n_timesteps} diffusion steps, "
+          "Griffin-Lim) and transcribing them with PocketSphinx ...", flush=True)
+    report = evaluate(
+        synth, sentences, references, vocoders=["griffin-lim"], n_timesteps=n_timesteps,
+        audio_dir=samples,
+    )
+    report.settings.update({"voice": str(voice), "references": str(data) if data else None})
+    report.save_json(out / "evaluation.json")
+    lines = [f"{p.name}\t{t}" for p, t in zip(sorted(samples.glob("*.wav")), sentences,
+                                                  strict=True)]
+    (samples / "sentences.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n" + report.table("model") + "\n", flush=True)
+    summary.update({
+        "samples": str(samples), "evaluation": str(out / "evaluation.json"),
+        "wer": report["model"].overall["wer"], "cer": report["model"].overall["cer"],
+    })
+
+    if export:
+        from export.tflite import export_tflite
+
+        print("exporting TFLite (float32, float16) ...", flush=True)
+        tfl = export_tflite(voice, out / "tflite", variants=("float32", "float16"))
+        summary["tflite"] = {
+            v: {"dir": str(out / "tflite" / v), "bytes": e["total_bytes"]}
+            for v, e in tfl["variants"].items()
+        }
+        from export.tfjs import ConverterNotFoundError, export_tfjs
+
+        print("exporting TF.js ...", flush=True)
+        try:
+            tfjs = export_tfjs(voice, out / "tfjs", quantize=tfjs_quantize)
+            summary["tfjs"] = {"dir": str(out / "tfjs"), "bytes": tfjs["total_bytes"]}
+        except ConverterNotFoundError as err:
+            summary["tfjs"] = {"skipped": str(err)}
+    summary["seconds"] = round(time.perf_counter() - start, 1)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def describe(summary: dict) -> str:
+    """The closing message: where everything went and what to do with it."""
+    out = summary["out"]
+    lines = [
+        f"Done in {summary['seconds']:.0f} s. Everything is in {out}/:",
+        f"  samples/            {summary['samples']}/model_*.wav (texts in sentences.tsv)",
+        f"  evaluation.json     WER {100 * summary['wer']:.1f} %, CER "
+        f"{100 * summary['cer']:.1f} % (PocketSphinx); per sentence and ceilings inside",
+    ]
+    for variant, entry in summary.get("tflite", {}).items():
+        lines.append(f"  tflite/{variant + '/':<12} {_mb(entry['bytes'])}  "
+                     f"(run: python -m export.run_tflite --model-dir {entry['dir']} "
+                     "--text 'Hello.' --out hello.wav)")
+    tfjs = summary.get("tfjs")
+    if tfjs and "dir" in tfjs:
+        lines += [
+            f"  tfjs/               {_mb(tfjs['bytes'])}  (TF.js graph models + front end)",
+            "",
+            "Browser demo: `make web TFJS=" + tfjs["dir"] + "`, then open "
+            "http://127.0.0.1:8000/ (everything runs in the page, offline).",
+        ]
+    elif tfjs:
+        lines += ["", f"TF.js export skipped: {tfjs['skipped']}"]
+    lines += [
+        "",
+        f"Speak your own text: python inference.py --checkpoint {summary['voice']} "
+        "--text 'Your sentence.' --out my_wavs/",
+    ]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m gradtts_tf.demo", description=__doc__)
-    parser.add_argument("--data", required=True, help="LJSpeech folder (e.g. data/demo)")
-    parser.add_argument("--config", required=True, help="YAML config (e.g. configs/demo.yaml)")
-    parser.add_argument("--out", required=True, help="run folder (replaced)")
-    parser.add_argument("--steps", type=int, default=30, help="training steps (default 30)")
+    parser.add_argument("--voice", default=str(DEFAULT_VOICE),
+                        help="voice run folder (default: the shipped models/demo)")
+    parser.add_argument("--data", default=None,
+                        help="demo dataset (e.g. data/demo): held-out sentences and their "
+                        "recordings for MCD and the ceilings; default: new sentences only")
+    parser.add_argument("--out", required=True, help="output folder (replaced)")
+    parser.add_argument("--n-val", type=int, default=6, help="held-out sentences to speak")
     parser.add_argument("--n-timesteps", type=int, default=10, help="reverse-diffusion steps")
+    parser.add_argument("--no-export", action="store_true", help="skip TFLite and TF.js")
+    parser.add_argument("--tfjs-float32", action="store_true",
+                        help="TF.js weights in float32 (default float16: half the download)")
     args = parser.parse_args(argv)
-    if args.steps < 1:
-        parser.error("--steps must be >= 1")
+    if args.n_val < 0 or args.n_timesteps < 1:
+        parser.error("--n-val must be >= 0 and --n-timesteps >= 1")
+    for name, folder in (("--voice", args.voice), ("--data", args.data)):
+        if folder is not None and not Path(folder).is_dir():
+            parser.error(f"{name} {folder}: no such folder")
+    if not (Path(args.voice) / "model.weights.h5").is_file():
+        parser.error(f"--voice {args.voice}: no model.weights.h5 in it")
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter out
-    from data_function import build_dataset, prepare_corpus
-    from gradtts_tf.audio import save_audio
-    from gradtts_tf.config import load_config
-    from gradtts_tf.synthesizer import Synthesizer
-    from gradtts_tf.training import train
-
-    config = load_config(args.config)
-    out = Path(args.out)
-    shutil.rmtree(out, ignore_errors=True)
-
-    manifest = prepare_corpus(args.data, config)
-    ds = build_dataset(args.data, config, "train", manifest=manifest)
-    start, n = time.perf_counter(), 0
-    for _ in ds:
-        n += 1
-    rate = n / (time.perf_counter() - start)
-    print(f"pipeline: {n} training batches in one epoch, {rate:.1f} batches/s")
-
-    history = train(config, args.data, out, epochs=1, steps_per_epoch=args.steps)
-    loss = history.history["loss"][-1]
-    print(f"trained {args.steps} steps: mean loss {loss:.3f}, val loss "
-          f"{history.history.get('val_loss', [float('nan')])[-1]:.3f}")
-
-    synth = Synthesizer.from_pretrained(out)
-    samples = out / "samples"
-    samples.mkdir(exist_ok=True)
-    for i, text in enumerate(SAMPLES):
-        audio, sr = synth.tts(text, n_timesteps=args.n_timesteps, seed=i)
-        path = samples / f"sample_{i}.wav"
-        save_audio(path, audio, sr)
-        print(f"wrote {path} ({len(audio) / sr:.2f} s): {text}")
-    print(f"\nrun folder: {out} (config.yaml, model.weights.h5, logs/ for TensorBoard, "
-          f"history.csv); samples in {samples}")
+    summary = run(
+        args.voice, args.out, data=args.data, n_val=args.n_val, n_timesteps=args.n_timesteps,
+        export=not args.no_export, tfjs_quantize=None if args.tfjs_float32 else "float16",
+    )
+    print(describe(summary))
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ from typing import Any
 import librosa
 import numpy as np
 
-from gradtts_tf.audio import griffin_lim, load_audio, mel_from_config
+from gradtts_tf.audio import griffin_lim, load_audio, mel_from_config, save_audio
 from gradtts_tf.config import AudioConfig, Config, as_config
 from gradtts_tf.text.cleaners import english_cleaners
 
@@ -650,6 +650,7 @@ def evaluate(
     speaker: int | None = None,
     seed: int | None = 0,
     progress: bool = False,
+    audio_dir: str | os.PathLike | None = None,
 ) -> Report:
     """Evaluates a synthesiser and the ceilings on the same sentences.
 
@@ -669,6 +670,8 @@ def evaluate(
             ``config.audio``, else `AudioConfig()`).
         n_timesteps, temperature, length_scale, speaker, seed: Passed to ``tts``.
         progress: Show progress bars.
+        audio_dir: If given, the synthesised audio is also written there as
+            ``model_NNN.wav`` (NNN: the sentence's position), the WAVs that were scored.
 
     Returns:
         The `Report` (``report["model"].overall["wer"]``, ``report.save_json(path)``).
@@ -712,10 +715,14 @@ def evaluate(
         synthesizer.tts(sentences[0], **kwargs)  # warm-up: graph tracing is not synthesis speed
         system = SystemReport("model")
         pairs = list(zip(sentences, matched, strict=True))
-        for text, ref in _progress(pairs, progress, "model"):
+        if audio_dir is not None:
+            Path(audio_dir).mkdir(parents=True, exist_ok=True)
+        for i, (text, ref) in enumerate(_progress(pairs, progress, "model")):
             start = time.perf_counter()
             audio, sr = synthesizer.tts(text, **kwargs)
             seconds = time.perf_counter() - start
+            if audio_dir is not None:
+                save_audio(Path(audio_dir) / f"model_{i:03d}.wav", audio, sr)
             ref_audio = load_audio(ref.audio_path, sr) if ref is not None else None
             cfg = audio_config
             if cfg.sample_rate != sr:
