@@ -1,10 +1,10 @@
-# Quick start: `make demo` (the main job end to end) and `make test` (the test suite).
+# Quick start: `make demo` (the shipped voice end to end) and `make test` (the test suite).
 PY      ?= python3.11
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 DATA    ?= data/demo
 RUN     ?= runs/demo
-CONFIG  ?= configs/demo.yaml
+VOICE   ?= models/demo
 # TF.js: the converter's own venv (tensorflowjs pins packaging<24, which pytest 9 rejects),
 # the web demo's npm packages, and the export folder `make web` serves.
 TFJS_VENV ?= .venv-tfjs
@@ -59,18 +59,21 @@ web-deps: web-system-deps $(WEB)/node_modules/.installed
 
 setup: system-deps $(VENV)/.installed
 
-demo: setup
+# The shipped voice: speak held-out and new sentences, score them against the flite
+# recordings, export TFLite and TF.js into $(RUN).
+demo: setup tfjs-deps
 	$(BIN)/python -m gradtts_tf.demo_data --out $(DATA) --jobs 2
-	$(BIN)/python -m gradtts_tf.demo --data $(DATA) --config $(CONFIG) --out $(RUN)
+	$(BIN)/python -m gradtts_tf.demo --voice $(VOICE) --data $(DATA) --out $(RUN)
 
 # The export tests also need the TF.js converter venv, npm packages and Chromium.
 test: setup tfjs-deps web-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-# TF.js export of the demo run (float16 weights) and the browser demo on localhost:8000.
+# TF.js export of the voice (float16 weights) and the browser demo on localhost:8000
+# (after `make demo`: `make web TFJS=runs/demo/tfjs` serves its export as it is).
 $(TFJS)/model_info.json: | setup tfjs-deps
-	$(BIN)/python -m export.tfjs --checkpoint $(RUN) --out $(TFJS) $(TFJS_FLAGS)
+	$(BIN)/python -m export.tfjs --checkpoint $(VOICE) --out $(TFJS) $(TFJS_FLAGS)
 
 tfjs: $(TFJS)/model_info.json
 

@@ -391,7 +391,10 @@ class GracefulInterrupt(keras.callbacks.Callback):
         self.uninstall()
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.requested is not None:
+        last_of_epoch = batch + 1 == (self.params or {}).get("steps") or self.model.stop_training
+        if self.requested is not None and not last_of_epoch:
+            # At an epoch's last step, on_epoch_end stops instead: the epoch's
+            # validation, history row and checkpoint come first.
             ckpt = self.checkpointer.save()
             self.uninstall()
             raise TrainingInterrupted(self.checkpointer.progress.step, ckpt)

@@ -1,10 +1,11 @@
 """The Quick start's main job, on the shipped demo voice (``models/demo``).
 
 ``python -m gradtts_tf.demo --data data/demo --out runs/demo`` synthesises sample
-sentences (held-out sentences of the demo dataset, which the voice never heard, and a
-few new ones) to WAV, transcribes them offline with PocketSphinx and prints WER/CER,
-MCD and duration ratio against the flite recordings, exports the voice for TFLite and
-TF.js, and says where everything went and how to open the browser demo.
+sentences (held-out sentences of the demo dataset, which the voice never heard, listed
+in the voice's ``heldout.tsv``, and a few new ones) to WAV, transcribes them offline
+with PocketSphinx and prints WER/CER (with ``--data``: also MCD and duration ratio
+against the flite recordings, and the recordings' own scores), exports the voice for
+TFLite and TF.js, and says where everything went and how to open the browser demo.
 """
 
 from __future__ import annotations
@@ -27,6 +28,60 @@ NEW_SENTENCES = (
 )
 
 
+HELDOUT_FILE = "heldout.tsv"
+
+
+def read_heldout(voice: str | os.PathLike) -> list[tuple[str, str]]:
+    """``(uid, text)`` of the voice's held-out sentences (``VOICE/heldout.tsv``).
+
+    Returns:
+        An empty list if the voice has no such file.
+    """
+    path = Path(voice) / HELDOUT_FILE
+    if not path.is_file():
+        return []
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        uid, sep, text = line.partition("\t")
+        if not sep or not text.strip():
+            raise ValueError(f"{path}:{n}: expected 'uid<TAB>text', got {line!r}")
+        rows.append((uid, text))
+    return rows
+
+
+def package_voice(
+    run: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike
+) -> list[tuple[str, str]]:
+    """Copies a trained run's ``config.yaml`` and ``model.weights.h5`` into a voice folder
+    and lists its held-out sentences (the validation split of ``data``) in ``heldout.tsv``.
+
+    Args:
+        run: Run folder of `train.py`.
+        data: The corpus it was trained on (the split is recomputed from its config).
+        out: Voice folder (created; those three files are replaced).
+
+    Returns:
+        The ``(uid, text)`` rows written to ``heldout.tsv``.
+    """
+    from gradtts_tf.config import load_config
+    from gradtts_tf.evaluation import load_references
+
+    run, out = Path(run), Path(out)
+    config = load_config(run / "config.yaml")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("config.yaml", "model.weights.h5"):
+        shutil.copyfile(run / name, out / name)
+    rows = [(r.uid, r.text) for r in load_references(data, "val", config)]
+    header = (f"# held-out sentences of {Path(data).name}: "
+              "data.n_val / data.split_seed of config.yaml\n")
+    (out / HELDOUT_FILE).write_text(
+        header + "".join(f"{uid}\t{text}\n" for uid, text in rows), encoding="utf-8"
+    )
+    return rows
+
+
 def _mb(n_bytes: int) -> str:
     return f"{n_bytes / 1e6:.1f} MB"
 
@@ -46,10 +101,9 @@ def run(
         voice: Run folder of the voice (``config.yaml`` + ``model.weights.h5``).
         out: Output folder (replaced): ``samples/``, ``evaluation.json``, ``tflite/``,
             ``tfjs/``, ``summary.json``.
-        data: The demo dataset (LJSpeech folder). Its held-out sentences, as split by
-            the voice's config, are spoken and scored against their recordings;
-            ``None``: the new sentences only, without recording-based measures.
-        n_val: How many held-out sentences to speak.
+        data: The demo dataset (LJSpeech folder) with the recordings of the held-out
+            sentences, for MCD, duration ratio and the ceilings; ``None``: WER/CER only.
+        n_val: How many of the voice's held-out sentences (``heldout.tsv``) to speak.
         n_timesteps: Reverse-diffusion steps.
         export: Export TFLite (float32, float16) and TF.js.
         tfjs_quantize: TF.js weight storage (``None`` = float32).
@@ -68,8 +122,9 @@ def run(
     start = time.perf_counter()
     summary: dict = {"voice": str(voice), "out": str(out)}
 
-    references = load_references(data, "val", config)[:n_val] if data is not None else []
-    sentences = [r.text for r in references] + list(NEW_SENTENCES)
+    heldout = [text for _, text in read_heldout(voice)[:n_val]]
+    sentences = heldout + list(NEW_SENTENCES)
+    references = load_references(data, "val", config) if data is not None else []
     synth = Synthesizer.from_pretrained(voice)
     samples = out / "samples"
     print(f"speaking {len(sentences)} sentences with {voice} ({n_timesteps} diffusion steps, "
@@ -87,6 +142,7 @@ def run(
     summary.update({
         "samples": str(samples), "evaluation": str(out / "evaluation.json"),
         "wer": report["model"].overall["wer"], "cer": report["model"].overall["cer"],
+        "n_heldout": len(heldout),
     })
 
     if export:
@@ -147,9 +203,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--voice", default=str(DEFAULT_VOICE),
                         help="voice run folder (default: the shipped models/demo)")
     parser.add_argument("--data", default=None,
-                        help="demo dataset (e.g. data/demo): held-out sentences and their "
-                        "recordings for MCD and the ceilings; default: new sentences only")
+                        help="demo dataset (e.g. data/demo): recordings of the held-out "
+                        "sentences for MCD and the ceilings (default: WER/CER only)")
     parser.add_argument("--out", required=True, help="output folder (replaced)")
+    parser.add_argument("--package-from", metavar="RUN", default=None,
+                        help="instead: copy the trained run RUN into the voice folder --out "
+                        "and list its held-out sentences of --data (how models/demo is made)")
     parser.add_argument("--n-val", type=int, default=6, help="held-out sentences to speak")
     parser.add_argument("--n-timesteps", type=int, default=10, help="reverse-diffusion steps")
     parser.add_argument("--no-export", action="store_true", help="skip TFLite and TF.js")
@@ -158,13 +217,19 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.n_val < 0 or args.n_timesteps < 1:
         parser.error("--n-val must be >= 0 and --n-timesteps >= 1")
-    for name, folder in (("--voice", args.voice), ("--data", args.data)):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter out
+    source = args.package_from or args.voice
+    for name, folder in (("--data", args.data), ("--voice/--package-from", source)):
         if folder is not None and not Path(folder).is_dir():
             parser.error(f"{name} {folder}: no such folder")
-    if not (Path(args.voice) / "model.weights.h5").is_file():
-        parser.error(f"--voice {args.voice}: no model.weights.h5 in it")
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter out
+    if not (Path(source) / "model.weights.h5").is_file():
+        parser.error(f"{source}: no model.weights.h5 in it (a run folder of train.py?)")
+    if args.package_from:
+        if args.data is None:
+            parser.error("--package-from needs --data (the corpus the run was trained on)")
+        rows = package_voice(args.package_from, args.data, args.out)
+        print(f"packaged {args.package_from} into {args.out} ({len(rows)} held-out sentences)")
+        return
     summary = run(
         args.voice, args.out, data=args.data, n_val=args.n_val, n_timesteps=args.n_timesteps,
         export=not args.no_export, tfjs_quantize=None if args.tfjs_float32 else "float16",

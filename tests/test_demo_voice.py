@@ -1,0 +1,101 @@
+"""The shipped demo voice (``models/demo``) and the Quick start's main command."""
+
+import json
+
+import numpy as np
+import pytest
+
+from data_function import Manifest
+from gradtts_tf import demo
+from gradtts_tf.config import load_config
+from gradtts_tf.demo_data import load_sentences
+from gradtts_tf.evaluation import normalize_text
+
+VOICE = demo.DEFAULT_VOICE
+# The held-out WER of the shipped voice measured with the same settings is in
+# models/demo/README.md; the floor leaves room for numeric differences across CPUs.
+WER_FLOOR = 0.45
+
+
+def test_voice_files_are_small_and_complete():
+    config = load_config(VOICE / "config.yaml")
+    assert config.text.add_blank
+    weights = VOICE / "model.weights.h5"
+    assert 1e6 < weights.stat().st_size < 30e6  # "tens of MB at most"
+    assert (VOICE / "README.md").is_file()
+
+
+def test_heldout_is_the_validation_split_of_the_demo_corpus():
+    """heldout.tsv lists exactly the sentences training held out (never trained on)."""
+    config = load_config(VOICE / "config.yaml")
+    sentences = load_sentences()
+    uids = [f"demo_{i:04d}" for i in range(1, len(sentences) + 1)]
+    manifest = Manifest([{"uid": u} for u in uids], [], 0, 0, "")
+    val = {e["uid"] for e in manifest.split("val", config)}
+    heldout = demo.read_heldout(VOICE)
+    assert len(heldout) == config.data.n_val >= 10
+    assert {uid for uid, _ in heldout} == val
+    for uid, text in heldout:
+        assert sentences[int(uid.removeprefix("demo_")) - 1] == text
+
+
+def test_new_sentences_are_not_in_the_corpus():
+    corpus = {normalize_text(s) for s in load_sentences()}
+    for text in demo.NEW_SENTENCES:
+        assert normalize_text(text) not in corpus
+
+
+@pytest.mark.slow
+def test_demo_command_speaks_intelligibly_and_exports(tmp_path, capsys):
+    """The README's main command on the shipped voice, without the flite recordings:
+    WAVs, a PocketSphinx evaluation under the floor on held-out sentences, TFLite and
+    TF.js exports, and a closing message that names them."""
+    out = tmp_path / "demo"
+    demo.main(["--out", str(out), "--n-val", "6"])
+    message = capsys.readouterr().out
+
+    summary = json.loads((out / "summary.json").read_text())
+    report = json.loads((out / "evaluation.json").read_text())
+    model = report["systems"]["model"]["sentences"]
+    assert len(model) == 6 + len(demo.NEW_SENTENCES) == summary["n_heldout"] + 3
+    heldout = model[:6]
+    wer = sum(r["word_errors"] for r in heldout) / sum(r["n_words"] for r in heldout)
+    assert wer <= WER_FLOOR, [(r["normalized"], r["hypothesis"]) for r in heldout]
+    for r in model:  # speech-length audio, not silence
+        assert 0.5 * r["n_words"] * 0.2 < r["duration"] < 3 * r["n_words"] * 0.5
+
+    wavs = sorted((out / "samples").glob("*.wav"))
+    assert len(wavs) == len(model)
+    import soundfile as sf
+
+    audio, sr = sf.read(wavs[0])
+    assert sr == 22050 and np.abs(audio).max() > 0.05
+    for variant in ("float32", "float16"):
+        assert (out / "tflite" / variant / "model_info.json").is_file()
+    assert (out / "tfjs" / "encoder" / "model.json").is_file()
+    assert (out / "tfjs" / "decoder_step" / "model.json").is_file()
+    for needle in ("samples/", "evaluation.json", "tflite/float16/", "make web TFJS="):
+        assert needle in message
+
+
+def test_demo_command_rejects_bad_arguments(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        demo.main(["--out", str(tmp_path / "o"), "--voice", str(tmp_path / "missing")])
+    assert "no such folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        demo.main(["--out", str(tmp_path / "o"), "--n-timesteps", "0"])
+    with pytest.raises(SystemExit):
+        demo.main(["--out", str(tmp_path / "o"), "--package-from", str(VOICE)])
+    assert "needs --data" in capsys.readouterr().err
+
+
+def test_package_voice_lists_the_validation_split(tmp_path, demo_corpus):
+    run = tmp_path / "run"
+    run.mkdir()
+    config_text = (VOICE / "config.yaml").read_text().replace("n_val: 20", "n_val: 5")
+    (run / "config.yaml").write_text(config_text)
+    (run / "model.weights.h5").write_bytes(b"weights")
+    rows = demo.package_voice(run, demo_corpus, tmp_path / "voice")
+    assert len(rows) == 5
+    assert demo.read_heldout(tmp_path / "voice") == rows
+    assert (tmp_path / "voice" / "model.weights.h5").read_bytes() == b"weights"
