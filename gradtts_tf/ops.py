@@ -1,9 +1,10 @@
 """Sequence helpers and monotonic alignment search (MAS) in pure TensorFlow ops.
 
 Everything here runs eagerly, inside ``tf.function`` and under
-``tf.function(jit_compile=True)`` (XLA). Layouts are channels-last: a
-length-``T`` sequence mask is ``[B, T]`` (add ``[..., None]`` for ``[B, T, 1]``),
-an alignment is ``[B, T_x, T_y]`` (text tokens x mel frames).
+``tf.function(jit_compile=True)`` (XLA); `maximum_path` always compiles itself with
+XLA. Layouts are channels-last: a length-``T`` sequence mask is ``[B, T]`` (add
+``[..., None]`` for ``[B, T, 1]``), an alignment is ``[B, T_x, T_y]`` (text tokens x
+mel frames).
 """
 
 from __future__ import annotations
@@ -119,6 +120,11 @@ def maximum_path(value: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     better). Cells outside each item's DP band keep ``value * mask`` just like the
     in-place Cython buffer, so even ``t_x > t_y`` items give the official path.
 
+    It always runs as one XLA cluster (a ``jit_compile=True`` function), also when
+    called eagerly or from a graph-mode training step: its two loops over mel frames
+    are hundreds of tiny steps, which XLA runs several times faster than the
+    TensorFlow executor (``bench/mas.py``). The result does not depend on the mode.
+
     Args:
         value: ``[B, T_x, T_y]`` float32 log-likelihoods.
         mask: ``[B, T_x, T_y]`` float 0/1, ones inside each item's ``t_x x t_y``.
@@ -126,8 +132,12 @@ def maximum_path(value: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     Returns:
         ``[B, T_x, T_y]`` float32 0/1 path, zero outside ``mask``.
     """
-    mask = tf.cast(mask, tf.float32)
-    value = tf.cast(value, tf.float32) * mask  # [B, T_x, T_y]
+    return _maximum_path_xla(tf.cast(value, tf.float32), tf.cast(mask, tf.float32))
+
+
+def _maximum_path(value: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """`maximum_path` itself (``[B, T_x, T_y]`` float32 in and out)."""
+    value = value * mask  # [B, T_x, T_y]
     batch_size, t_x_max, t_y_max = (_dim(value, i) for i in range(3))
     t_xs = tf.cast(tf.reduce_sum(mask[:, :, 0], axis=1), tf.int32)  # [B]
     t_ys = tf.cast(tf.reduce_sum(mask[:, 0, :], axis=1), tf.int32)  # [B]
@@ -214,3 +224,6 @@ def maximum_path(value: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     # Built by comparison rather than one_hot + transpose (slow under XLA on CPU).
     path = tf.equal(indices[:, None, :], tf.range(t_x_max)[None, :, None])  # [B, T_x, T_y]
     return tf.cast(path, tf.float32) * mask
+
+
+_maximum_path_xla = tf.function(_maximum_path, jit_compile=True, reduce_retracing=True)
