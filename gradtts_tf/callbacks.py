@@ -340,6 +340,11 @@ class Checkpointer(keras.callbacks.Callback):
 # Robustness
 
 
+def _last_of_epoch(callback: keras.callbacks.Callback, batch: int) -> bool:
+    """Whether ``batch`` ends the fit epoch (its step count, or `stop_training` set)."""
+    return batch + 1 == (callback.params or {}).get("steps") or callback.model.stop_training
+
+
 class TrainingInterrupted(Exception):
     """Raised out of `fit` after Ctrl-C/SIGTERM, once the checkpoint is written."""
 
@@ -391,7 +396,7 @@ class GracefulInterrupt(keras.callbacks.Callback):
         self.uninstall()
 
     def on_train_batch_end(self, batch, logs=None):
-        last_of_epoch = batch + 1 == (self.params or {}).get("steps") or self.model.stop_training
+        last_of_epoch = _last_of_epoch(self, batch)
         if self.requested is not None and not last_of_epoch:
             # At an epoch's last step, on_epoch_end stops instead: the epoch's
             # validation, history row and checkpoint come first.
@@ -526,7 +531,7 @@ class TrainLogger(keras.callbacks.Callback):
             self._t0, self._steps = now, 0
         else:
             self._steps += 1
-        last_of_epoch = batch + 1 == (self.params or {}).get("steps") or self.model.stop_training
+        last_of_epoch = _last_of_epoch(self, batch)
         if not (self.progress.step % self.every == 0 or last_of_epoch):
             return
         # Every worker reads the trackers: under multi-worker training that read is a

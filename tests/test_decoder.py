@@ -21,6 +21,7 @@ from gradtts_tf.layers.score_estimator import GradLogPEstimator2d
 from gradtts_tf.layers.unet_blocks import (
     Block,
     Downsample,
+    GroupNorm,
     LinearAttention,
     Residual,
     ResnetBlock,
@@ -545,3 +546,24 @@ def test_unet_blocks_on_zeros_and_length_one():
         assert out.shape[:3] == (1, 4, 8) and np.isfinite(out).all()
         if len(args) > 1:
             assert np.all(out[:, 1:] == 0)
+
+
+def test_group_norm_equals_keras_group_normalization():
+    """Our channels-last GroupNorm: Keras' result (same weights), also in mixed precision."""
+    rng = np.random.default_rng(0)
+    x = tf.constant(3.0 + 2.0 * rng.standard_normal((2, 12, 10, 16)), tf.float32)  # [B, T, F, C]
+    ours = GroupNorm(groups=8, epsilon=1e-5)
+    ref = keras.layers.GroupNormalization(groups=8, epsilon=1e-5)
+    ours.build(x.shape)
+    ref.build(x.shape)
+    weights = [rng.standard_normal(w.shape).astype("float32") for w in ref.get_weights()]
+    ours.set_weights(weights)
+    ref.set_weights(weights)
+    np.testing.assert_allclose(ours(x).numpy(), ref(x).numpy(), rtol=1e-5, atol=1e-5)
+    assert GroupNorm.from_config(ours.get_config()).groups == 8
+    half = GroupNorm(groups=8, epsilon=1e-5, dtype="mixed_float16")
+    half.build(x.shape)
+    half.set_weights(weights)
+    out = half(x)
+    assert out.dtype == tf.float16
+    np.testing.assert_allclose(out.numpy(), ref(x).numpy(), atol=2e-2)
