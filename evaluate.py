@@ -18,6 +18,8 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> None:
+    from gradtts_tf.runtime import CPU_MATH, set_cpu_math
+
     parser = argparse.ArgumentParser(
         description="WER/CER (PocketSphinx), MCD, duration ratio and RTF of a Grad-TTS voice."
     )
@@ -54,6 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N sentences only")
     parser.add_argument("--json", help="write the full report here")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--cpu-math", choices=CPU_MATH, default="float32",
+                        help="precision of convolutions and matmuls on x86 CPUs")
     args = parser.parse_args(argv)
     if not args.sentences and not args.references:
         parser.error("give --sentences, --references or both")
@@ -64,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be >= 1")
 
+    set_cpu_math(args.cpu_math)  # before any layer runs
     # Imported after argument parsing so --help is instant.
     from gradtts_tf.config import AudioConfig, load_config
     from gradtts_tf.evaluation import evaluate, load_references, load_vocoder, read_sentences

@@ -8,7 +8,11 @@ steps and batch size. Contenders, each in its own process with the same thread c
 * ``tflite-float32`` / ``tflite-float16``: the graphs of ``python -m export.tflite``
   run by ``export/run_tflite.py``'s ``TFLiteSynthesizer`` (encoder, host loop over the
   decoder step, vocoder). Its graphs take one utterance, so a batch of 8 is 8 calls;
-* ``peer``: ``grad_tts.GradTTS.forward`` (the official synthesis, PyTorch).
+* ``peer``: ``grad_tts.GradTTS.forward`` (the official synthesis, PyTorch);
+* ``keras-bf16`` / ``peer-bf16``: the same with float32 convolutions and matmuls
+  computed from bfloat16 inputs (float32 accumulation) by oneDNN: ours through
+  ``gradtts_tf.runtime.set_cpu_math("bfloat16")``, torch's through
+  ``torch.backends.mkldnn.{conv,matmul}.fp32_precision = "bf16"``.
 
 All contenders carry the *same weights*: a randomly initialised peer model (official
 default sizes, ``configs/ljspeech.yaml``) is saved as a ``.pt`` state dict and loaded
@@ -49,7 +53,7 @@ from bench.common import (
     write_json,
 )
 
-CONTENDERS = ("keras", "tflite-float32", "tflite-float16", "peer")
+CONTENDERS = ("keras", "keras-bf16", "tflite-float32", "tflite-float16", "peer", "peer-bf16")
 DEFAULT_CONFIG = ROOT / "configs" / "ljspeech.yaml"
 VOCODERS = ("hifigan", "griffin-lim", "none")
 # Eight sentences of everyday length (about 80-190 ids with blanks); batch 1 uses the first.
@@ -276,6 +280,9 @@ class PeerContender:
         import torch
 
         self.thread_settings = apply_framework_threads(args.threads, torch=torch)
+        if args.worker == "peer-bf16":
+            torch.backends.mkldnn.conv.fp32_precision = "bf16"
+            torch.backends.mkldnn.matmul.fp32_precision = "bf16"
         from grad_tts.model.tts import GradTTS
 
         self.torch = torch
@@ -332,9 +339,13 @@ def run_contender(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
     work = Path(args.workdir)
-    if args.worker == "keras":
+    if args.worker == "keras-bf16":
+        from gradtts_tf.runtime import set_cpu_math
+
+        set_cpu_math("bfloat16")  # before TensorFlow runs an op in this worker
+    if args.worker in ("keras", "keras-bf16"):
         contender = KerasContender(args)
-    elif args.worker == "peer":
+    elif args.worker in ("peer", "peer-bf16"):
         contender = PeerContender(args)
     else:
         contender = TFLiteContender(args, Path(args.tflite_dir) / args.worker.split("-", 1)[1])
@@ -542,7 +553,7 @@ def _drive(args: argparse.Namespace, work: Path, notes: list[str]):
         ref = np.load(peer_mel_file)
         for contender in results:
             if contender == "peer":
-                continue
+                continue  # the reference of the check
             mel = np.load(work / f"check_{contender}.npy")
             if mel.shape != ref.shape:
                 checks[contender] = {"same_length": False, "frames": [mel.shape[0], ref.shape[0]]}

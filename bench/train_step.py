@@ -6,7 +6,10 @@ Adam update, at the official default model (``configs/ljspeech.yaml``: batch fro
 
 * ``ours-graph``: ``GradTTS.train_step`` through ``model.train_on_batch`` (Keras
   ``make_train_function``, a ``tf.function``), ``jit_compile=False``;
-* ``ours-xla``: the same with ``jit_compile=True``;
+* ``ours-graph-bf16``: ``ours-graph`` with float32 convolutions and matmuls computed
+  from bfloat16 inputs (float32 accumulation) by oneDNN
+  (``gradtts_tf.runtime.set_cpu_math("bfloat16")``, ``train.cpu_math``);
+* ``ours-xla``: the same as ``ours-graph`` with ``jit_compile=True``;
 * ``peer``: ``grad_tts.GradTTS.compute_loss`` + ``backward`` + ``clip_grad_norm_`` on
   encoder and decoder + ``Adam.step``, exactly the official ``train.py`` loop body.
 
@@ -41,7 +44,7 @@ from bench.common import (
     write_json,
 )
 
-CONTENDERS = ("ours-graph", "ours-xla", "peer")
+CONTENDERS = ("ours-graph", "ours-graph-bf16", "ours-xla", "peer")
 DEFAULT_CONFIG = ROOT / "configs" / "ljspeech.yaml"
 # Official GradTTS constructor arguments (params.py names) taken from our config.
 PEER_MODEL_KEYS = (
@@ -174,6 +177,10 @@ def run_worker_mode(args: argparse.Namespace) -> None:
     import json
 
     configure_threads(args.threads)
+    if args.worker == "ours-graph-bf16":
+        from gradtts_tf.runtime import set_cpu_math
+
+        set_cpu_math("bfloat16")  # before TensorFlow runs an op in this worker
     if args.worker == "peer":
         result = worker_peer(args)
     else:

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from gradtts_tf.runtime import CPU_MATH
+
 
 class ConfigError(ValueError):
     """A configuration file or override that does not fit the config tree."""
@@ -127,6 +129,9 @@ class TrainConfig:
     png_logs: bool = False
     # "float32", "mixed_float16" (dynamic loss scaling) or "mixed_bfloat16".
     precision: str = "float32"
+    # Convolutions and matmuls on x86 CPUs: "float32" or "bfloat16" (oneDNN fpmath
+    # mode: bfloat16 inputs, float32 accumulation; see gradtts_tf.runtime).
+    cpu_math: str = "float32"
     # "default" (one device), "mirrored" (all local GPUs) or "multiworker" (TF_CONFIG).
     strategy: str = "default"
     # Consecutive non-finite (skipped) steps before training stops.
@@ -137,6 +142,7 @@ class TrainConfig:
             "jit_compile": ("auto", "on", "off"),
             "lr_schedule": ("constant", "exponential", "step"),
             "precision": ("float32", "mixed_float16", "mixed_bfloat16"),
+            "cpu_math": CPU_MATH,
             "strategy": ("default", "mirrored", "multiworker"),
         }
         for key, allowed in choices.items():

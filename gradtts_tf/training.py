@@ -39,6 +39,7 @@ import tensorflow as tf
 from gradtts_tf import callbacks as cb
 from gradtts_tf.config import Config, TrainConfig, load_config
 from gradtts_tf.model import GradTTS
+from gradtts_tf.runtime import set_cpu_math
 
 LEGACY_BACKUP = Path("backup") / "latest.weights.h5"
 
@@ -441,7 +442,8 @@ def train(
     from data_function import build_dataset, prepare_corpus, stream_order
 
     t = config.train
-    # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs an op.
+    # First: oneDNN's precision and MultiWorkerMirroredStrategy are fixed by the first op.
+    set_cpu_math(t.cpu_math)
     strategy = make_strategy(t.strategy)
     chief = cb.is_chief(strategy)
     out = Path(out_dir)

@@ -1,0 +1,82 @@
+"""Process-wide CPU settings of the TensorFlow runtime.
+
+TensorFlow runs convolutions and matrix products on x86 CPUs through oneDNN. oneDNN can
+compute float32 layers with bfloat16 inputs and float32 accumulation ("fpmath mode"),
+which CPUs with AMX or AVX512-BF16 units run several times faster: a full-size Grad-TTS
+U-Net call at batch 1 takes 0.64x the time (BENCHMARKS.md). Everything else (weights,
+activations, GroupNorm, the ODE state) stays float32, so it is a precision choice of the
+convolutions and matmuls only, like TF32 on NVIDIA GPUs. oneDNN reads the setting once,
+when the process creates its first primitive: it must be chosen before any layer runs.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+CPU_MATH = ("float32", "bfloat16")
+_ONEDNN_ENV = "ONEDNN_DEFAULT_FPMATH_MODE"
+_ENV_VALUE = {"float32": "STRICT", "bfloat16": "BF16"}
+
+
+def cpu_has_bf16(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
+    """Whether this CPU computes bfloat16 products in hardware (AMX or AVX512-BF16)."""
+    try:
+        flags = Path(cpuinfo).read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def _tensorflow_started() -> bool:
+    """Best effort: True once TensorFlow's eager context exists (ops may have run)."""
+    import sys
+
+    if "tensorflow" not in sys.modules:
+        return False
+    try:
+        from tensorflow.python.eager import context
+
+        return context.context()._context_handle is not None  # noqa: SLF001
+    except (ImportError, AttributeError):
+        return False
+
+
+def set_cpu_math(mode: str) -> None:
+    """Chooses the precision of oneDNN convolutions and matmuls for this process.
+
+    Call it before any TensorFlow layer runs (the command-line tools do, from their
+    ``--cpu-math`` flag and ``train.cpu_math``); later calls have no effect on
+    primitives oneDNN already made, and a warning says so.
+
+    Args:
+        mode: ``"float32"`` (exact float32, the default of TensorFlow) or
+            ``"bfloat16"`` (float32 layers computed from bfloat16-rounded inputs with
+            float32 accumulation: faster on CPUs with AMX / AVX512-BF16, about 3
+            significant digits per product).
+
+    Raises:
+        ValueError: If ``mode`` is not one of `CPU_MATH`.
+    """
+    if mode not in CPU_MATH:
+        raise ValueError(f"cpu math: expected one of {', '.join(CPU_MATH)}, got {mode!r}")
+    value = _ENV_VALUE[mode]
+    if os.environ.get(_ONEDNN_ENV, "STRICT").upper() == value:
+        return
+    if _tensorflow_started():
+        warnings.warn(
+            f"cpu math {mode!r} requested after TensorFlow started running ops: oneDNN "
+            "keeps the precision it started with; choose it before building the model "
+            f"(or set {_ONEDNN_ENV}={value} in the environment)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    if mode == "bfloat16" and not cpu_has_bf16():
+        warnings.warn(
+            "cpu math 'bfloat16': this CPU has no AMX / AVX512-BF16 units, so it is "
+            "emulated or ignored by oneDNN and will not be faster",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    os.environ[_ONEDNN_ENV] = value
