@@ -4,7 +4,8 @@ RTF = wall time / seconds of audio produced (< 1 is faster than real time), for
 text-to-mel and for the full text-to-waveform path, at each number of reverse-diffusion
 steps and batch size. Contenders, each in its own process with the same thread count:
 
-* ``keras``: ``GradTTS.synthesise`` in a ``tf.function`` (one trace per step count);
+* ``keras``: ``GradTTS.synthesise`` traced once per step count with the weights frozen
+  in (`gradtts_tf.runtime.freeze`, as `gradtts_tf.Synthesizer` runs it);
 * ``tflite-float32`` / ``tflite-float16``: the graphs of ``python -m export.tflite``
   run by ``export/run_tflite.py``'s ``TFLiteSynthesizer`` (encoder, host loop over the
   decoder step, vocoder). Its graphs take one utterance, so a batch of 8 is 8 calls;
@@ -207,13 +208,15 @@ class KerasContender:
         key = (steps, temperature)
         if key not in self._fns:
             tf, model, ls = self.tf, self.model, self.args.length_scale
-            self._fns[key] = tf.function(
+            from gradtts_tf.runtime import freeze
+
+            # Weights frozen in, as `Synthesizer` runs them; stateless noise (seed 0).
+            self._fns[key] = freeze(
                 lambda x, x_lengths: model.synthesise(
-                    x, x_lengths, n_timesteps=steps, temperature=temperature, length_scale=ls
+                    x, x_lengths, n_timesteps=steps, temperature=temperature,
+                    length_scale=ls, seed=0,
                 ),
-                input_signature=[
-                    tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)
-                ],
+                [tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)],
             )
         return self._fns[key]
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 CPU_MATH = ("float32", "bfloat16")
 _ONEDNN_ENV = "ONEDNN_DEFAULT_FPMATH_MODE"
@@ -80,3 +82,41 @@ def set_cpu_math(mode: str) -> None:
             stacklevel=2,
         )
     os.environ[_ONEDNN_ENV] = value
+
+
+def freeze(fn: Callable, input_signature: Sequence[Any]) -> Callable:
+    """``fn`` traced once as a graph whose variables are constants (for inference).
+
+    TensorFlow's oneDNN convolutions keep a converted copy of a *constant* filter
+    between calls but convert a variable's filter on every call; with the weights
+    frozen into the graph a full-size U-Net call at batch 1 takes 0.79x the time
+    (BENCHMARKS.md). The weights are read once, here: later changes to the
+    variables are not seen by the returned function.
+
+    Args:
+        fn: A function of tensors, returning a tensor or a nest of tensors.
+        input_signature: One `tf.TensorSpec` per argument (``None`` dims stay dynamic).
+
+    Returns:
+        A callable with ``fn``'s arguments and output structure (and a tf.function's
+        ``experimental_get_tracing_count``).
+    """
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    specs = list(input_signature)
+    traced = tf.function(fn, input_signature=specs)
+    concrete = traced.get_concrete_function()
+    frozen = convert_variables_to_constants_v2(concrete)
+    structure = concrete.structured_outputs
+
+    def call(*args):
+        # A frozen function takes tensors only (a tf.function also converts arrays).
+        tensors = [tf.convert_to_tensor(a, s.dtype) for a, s in zip(args, specs, strict=True)]
+        return tf.nest.pack_sequence_as(structure, frozen(*tensors), expand_composites=True)
+
+    # Same introspection as a tf.function: how often it was traced (once).
+    call.experimental_get_tracing_count = traced.experimental_get_tracing_count
+    return call

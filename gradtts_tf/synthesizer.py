@@ -30,12 +30,13 @@ import os
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
 
+from gradtts_tf import runtime
 from gradtts_tf.config import Config
 from gradtts_tf.model import GradTTS, load_checkpoint
 from gradtts_tf.ops import fix_len_compatibility, sequence_mask
@@ -155,11 +156,15 @@ class Synthesizer:
         vocoder: ``None``/``"griffin-lim"``, a HiFi-GAN checkpoint folder, or a
             `gradtts_tf.vocoder.Vocoder` (any callable ``mel [B, T, n_mels] ->
             [B, T * hop]`` with ``sample_rate`` and ``hop_length``).
+        freeze: Run graphs with the weights frozen in as constants (faster on CPU,
+            see `gradtts_tf.runtime.freeze`); they are read at the first synthesis,
+            so a model still being trained needs ``freeze=False`` to be heard as it is.
     """
 
-    def __init__(self, model: GradTTS, config: Config, vocoder=None):
+    def __init__(self, model: GradTTS, config: Config, vocoder=None, freeze: bool = True):
         self.model = model
         self.config = config
+        self.freeze = freeze
         if vocoder is None or isinstance(vocoder, str | os.PathLike):
             from gradtts_tf.vocoder import load_vocoder
 
@@ -174,7 +179,7 @@ class Synthesizer:
                 f"audio.hop_length {audio.hop_length}"
             )
         self._align_fn = None
-        self._decode_fns: dict[tuple[int, bool], tf.types.experimental.GenericFunction] = {}
+        self._decode_fns: dict[tuple[int, bool], Callable] = {}
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, vocoder=None) -> Synthesizer:
@@ -247,25 +252,31 @@ class Synthesizer:
             return None
         return self.model.spk_emb(spk)  # [B, spk_emb_dim]
 
+    def _compile(self, fn, signature):
+        """``fn`` as a graph: weights frozen in (`freeze`) or read from the variables."""
+        if self.freeze:
+            return runtime.freeze(fn, signature)
+        return tf.function(fn, input_signature=signature)
+
     def _get_align_fn(self):
         if self._align_fn is None:
             multi = self.model.n_spks > 1
 
-            @tf.function(
-                input_signature=[
-                    tf.TensorSpec([None, None], tf.int32),  # x [B, T_x]
-                    tf.TensorSpec([None], tf.int32),  # x_lengths [B]
-                    tf.TensorSpec([], tf.float32),  # length_scale
-                    tf.TensorSpec([None], tf.int32),  # spk [B]
-                ]
-            )
             def align(x, x_lengths, length_scale, spk):
                 out = self.model.align(
                     x, x_lengths, length_scale=length_scale, spk=spk if multi else None
                 )
                 return out["mu_y"], out["y_lengths"]
 
-            self._align_fn = align
+            self._align_fn = self._compile(
+                align,
+                [
+                    tf.TensorSpec([None, None], tf.int32),  # x [B, T_x]
+                    tf.TensorSpec([None], tf.int32),  # x_lengths [B]
+                    tf.TensorSpec([], tf.float32),  # length_scale
+                    tf.TensorSpec([None], tf.int32),  # spk [B]
+                ],
+            )
         return self._align_fn
 
     def _get_decode_fn(self, n_timesteps: int, stoc: bool):
@@ -282,7 +293,6 @@ class Synthesizer:
                 tf.TensorSpec([None, None, None, n_feats], tf.float32),  # [n, B, T, n_feats]
             ]
 
-            @tf.function(input_signature=signature)
             def decode(mu, mask, eps, temperature, spk, noise):
                 z = mu + eps / temperature
                 return self.model.decoder.reverse_diffusion(
@@ -290,7 +300,7 @@ class Synthesizer:
                     noise=noise if stoc else None,
                 )
 
-            self._decode_fns[key] = decode
+            self._decode_fns[key] = self._compile(decode, signature)
         return self._decode_fns[key]
 
     def check_speaker(self, speaker: int | None) -> int:

@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from gradtts_tf.audio import griffin_lim
 from gradtts_tf.config import AudioConfig, Config, VocoderConfig, load_config
+from gradtts_tf.runtime import freeze
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +115,8 @@ class GriffinLimVocoder(Vocoder):
 
 
 class HiFiGANVocoder(Vocoder):
-    """A HiFi-GAN generator (weight norm folded) run in a traced ``tf.function``."""
+    """A HiFi-GAN generator (weight norm folded) run as a graph with its weights frozen in
+    (`gradtts_tf.runtime.freeze`: read at the first call)."""
 
     def __init__(
         self,
@@ -128,19 +130,19 @@ class HiFiGANVocoder(Vocoder):
         self.hop_length = int(generator.hop_length)
         self.n_mels = int(n_mels)
         self.name = name
-        self._run = tf.function(
-            lambda m, n: generator(m, lengths=n, training=False),
-            input_signature=[
-                tf.TensorSpec([None, None, self.n_mels], tf.float32),
-                tf.TensorSpec([None], tf.int32),
-            ],
-        )
+        self._run = None  # traced at the first call, with the weights frozen in
 
     def _vocode(self, mel: tf.Tensor, lengths: np.ndarray | None) -> np.ndarray:
         if mel.shape[-1] != self.n_mels:
             raise ValueError(f"mel has {mel.shape[-1]} channels, the vocoder expects {self.n_mels}")
         if lengths is None:
             lengths = np.full([mel.shape[0]], mel.shape[1], np.int32)  # [B]
+        if self._run is None:
+            self._run = freeze(
+                lambda m, n: self.generator(m, lengths=n, training=False),
+                [tf.TensorSpec([None, None, self.n_mels], tf.float32),  # mel [B, T, n_mels]
+                 tf.TensorSpec([None], tf.int32)],  # lengths [B]
+            )
         return self._run(mel, tf.constant(lengths)).numpy().astype(np.float32)  # [B, T * hop]
 
 

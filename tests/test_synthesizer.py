@@ -262,3 +262,20 @@ def test_multispeaker_speakers_differ_and_are_checked(tmp_path):
 def test_from_pretrained_names_missing_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.yaml not found"):
         Synthesizer.from_pretrained(tmp_path)
+
+
+def test_frozen_graphs_equal_live_ones_and_freeze_false_follows_the_weights(tmp_path):
+    folder = _convert(tmp_path / "ckpt")
+    frozen = Synthesizer.from_pretrained(folder)
+    live = Synthesizer(frozen.model, frozen.config, vocoder=_FakeVocoder(), freeze=False)
+    frozen.vocoder = _FakeVocoder()
+    (a,), _ = frozen.synthesize([TEXTS[1]], n_timesteps=3, seed=5)
+    (b,), _ = live.synthesize([TEXTS[1]], n_timesteps=3, seed=5)
+    np.testing.assert_allclose(a.mel, b.mel, rtol=1e-5, atol=1e-5)
+    # Scaling the decoder's last conv changes what the live graphs say, not the frozen.
+    kernel = frozen.model.decoder.estimator.final_conv.kernel
+    kernel.assign(kernel * 0.5)
+    (a2,), _ = frozen.synthesize([TEXTS[1]], n_timesteps=3, seed=5)
+    (b2,), _ = live.synthesize([TEXTS[1]], n_timesteps=3, seed=5)
+    np.testing.assert_allclose(a2.mel, a.mel, rtol=1e-6, atol=1e-6)
+    assert np.abs(b2.mel - b.mel).max() > 1e-3
