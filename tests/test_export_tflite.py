@@ -89,6 +89,20 @@ def test_builtin_ops_only(exported):
     assert "DEQUANTIZE" not in model_ops(out / "float32" / "decoder_step.tflite")
 
 
+def test_decoder_step_runs_in_few_xnnpack_partitions(exported):
+    """Static reshapes in the U-Net keep the graph together for LiteRT's default
+    XNNPACK delegate (tile / dynamic-shape ops used to split it into 60 pieces)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    _, _, out, _ = exported
+    path = out / "float32" / "decoder_step.tflite"
+    assert "TILE" not in model_ops(path)
+    interpreter = Interpreter(model_path=str(path), num_threads=1)
+    interpreter.allocate_tensors()
+    kinds = [op["op_name"] for op in interpreter._get_ops_details()]  # noqa: SLF001
+    assert 1 <= kinds.count("DELEGATE") <= 6, kinds.count("DELEGATE")
+
+
 def test_conversion_fails_loudly_on_flex_ops(tmp_path):
     module = tf.Module()
     module.f = tf.function(

@@ -88,19 +88,22 @@ class GroupNorm(keras.layers.GroupNormalization):
         x = ops.cast(inputs, "float32")
         channels = x.shape[-1]
         per_group = channels // self.groups
+        # Static reshapes and broadcasts only (no repeat/tile, no None-indexing): the
+        # TFLite graph then stays in one XNNPACK partition around each GroupNorm.
+        spread = ops.ones((1, 1, per_group), "float32")
 
         def group_mean(channel_mean):  # [B, C] -> [B, 1, 1, C], each group's mean
-            g = ops.mean(ops.reshape(channel_mean, (-1, self.groups, per_group)), axis=-1)
-            return ops.repeat(g, per_group, axis=-1)[:, None, None, :]  # [B, 1, 1, C]
+            g = ops.reshape(channel_mean, (-1, self.groups, per_group))  # [B, G, C/G]
+            g = ops.mean(g, axis=-1, keepdims=True) * spread  # [B, G, C/G]
+            return ops.reshape(g, (-1, 1, 1, channels))  # [B, 1, 1, C]
 
         mean = group_mean(ops.mean(x, axis=(1, 2)))  # [B, 1, 1, C]
         variance = group_mean(ops.mean(ops.square(x - mean), axis=(1, 2)))  # [B, 1, 1, C]
         scale = ops.rsqrt(variance + self.epsilon)
         if self.scale:
             scale = scale * ops.cast(self.gamma, "float32")
-        shift = -mean * scale
-        if self.center:
-            shift = shift + ops.cast(self.beta, "float32")
+        shift = mean * scale
+        shift = ops.cast(self.beta, "float32") - shift if self.center else -shift
         return ops.cast(x * scale + shift, self.compute_dtype)
 
 
@@ -246,7 +249,7 @@ class ResnetBlock(keras.layers.Layer):
         mask = ops.cast(mask, x.dtype)
         h = self.block1(x, mask)
         t = self.mlp(mish(time_emb))  # [B, dim_out]
-        h = h + ops.cast(t, h.dtype)[:, None, None, :]  # [B, T, F, dim_out]
+        h = h + ops.reshape(ops.cast(t, h.dtype), (-1, 1, 1, self.dim_out))  # [B, T, F, dim_out]
         h = self.block2(h, mask)
         res = x * mask
         if self.res_conv is not None:
@@ -306,7 +309,7 @@ class LinearAttention(keras.layers.Layer):
     def call(self, x):
         """Maps ``[B, T, F, dim]`` to ``[B, T, F, dim]`` (no masking, as official)."""
         shape = ops.shape(x)
-        batch, n_t, n_f = shape[0], shape[1], shape[2]
+        batch, n_f = shape[0], shape[2]
         # Channel order of to_qkv is (qkv, heads, dim_head), as the official rearrange.
         q, k, v = ops.split(self.to_qkv(x), 3, axis=-1)  # each [B, T, F, H*D]
         q = self._split_heads(q, batch)  # [B, H, N, D]
@@ -316,7 +319,8 @@ class LinearAttention(keras.layers.Layer):
         context = ops.matmul(ops.transpose(k, (0, 1, 3, 2)), v)  # [B, H, D, D]
         out = ops.matmul(q, context)  # [B, H, N, D]
         out = ops.transpose(out, (0, 2, 1, 3))  # [B, N, H, D]
-        out = ops.reshape(out, (batch, n_t, n_f, self.heads * self.dim_head))  # [B, T, F, H*D]
+        # -1 for T: with static B and F (exported graphs) the shape is a constant.
+        out = ops.reshape(out, (batch, -1, n_f, self.heads * self.dim_head))  # [B, T, F, H*D]
         return self.to_out(out)
 
     def compute_output_shape(self, input_shape):
