@@ -48,9 +48,11 @@ def main(argv: list[str] | None = None) -> None:
         "(reference mel -> vocoder -> ASR); default: --vocoder; 'none' to skip",
     )
     parser.add_argument("--no-recordings", action="store_true", help="skip the recordings row")
-    parser.add_argument("--steps", type=int, default=10, help="reverse-diffusion steps")
-    parser.add_argument("--temperature", type=float, default=1.5)
-    parser.add_argument("--length-scale", type=float, default=1.0)
+    parser.add_argument("--steps", type=int, default=None,
+                        help="reverse-diffusion steps (default: the voice's inference "
+                             "settings in its config.yaml; 10 / 1.5 / 1.0 unless set)")
+    parser.add_argument("--temperature", type=float, default=None)
+    parser.add_argument("--length-scale", type=float, default=None)
     parser.add_argument("--speaker", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None, help="first N sentences only")
@@ -61,9 +63,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.sentences and not args.references:
         parser.error("give --sentences, --references or both")
-    if args.steps < 1:
+    if args.steps is not None and args.steps < 1:
         parser.error("--steps must be >= 1")
-    if args.temperature <= 0 or args.length_scale <= 0:
+    if any(v is not None and v <= 0 for v in (args.temperature, args.length_scale)):
         parser.error("--temperature and --length-scale must be > 0")
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be >= 1")

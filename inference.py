@@ -53,9 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out", help="output folder")
     p.add_argument("--vocoder", default="griffin-lim",
                    help="'griffin-lim' or a HiFi-GAN checkpoint folder")
-    p.add_argument("--steps", type=int, default=10, help="reverse-diffusion steps")
-    p.add_argument("--temperature", type=float, default=1.5, help="noise divisor")
-    p.add_argument("--length-scale", type=float, default=1.0, help="> 1 speaks slower")
+    p.add_argument("--steps", type=int, default=None,
+                   help="reverse-diffusion steps (None: the voice's inference.n_timesteps)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="noise divisor (None: the voice's inference.temperature)")
+    p.add_argument("--length-scale", type=float, default=None,
+                   help="> 1 speaks slower (None: the voice's inference.length_scale)")
     p.add_argument("--speaker", type=int, default=None, help="speaker id (multi-speaker)")
     p.add_argument("--stochastic", action="store_true",
                    help="stochastic reverse SDE instead of the probability-flow ODE")
@@ -80,9 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.steps < 1:
+    if args.steps is not None and args.steps < 1:
         parser.error("--steps must be >= 1")
-    if args.temperature <= 0 or args.length_scale <= 0:
+    if any(v is not None and v <= 0 for v in (args.temperature, args.length_scale)):
         parser.error("--temperature and --length-scale must be > 0")
     if args.batch_size < 1 or args.max_tokens < 1:
         parser.error("--batch-size and --max-tokens must be >= 1")
@@ -117,6 +120,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"model {args.checkpoint}, vocoder {getattr(synth.vocoder, 'name', synth.vocoder)}, "
           f"{synth.sample_rate} Hz; seed {seed}"
           + ("" if args.seed is not None else f" (--seed {seed} reproduces this run)"))
+    steps, temperature, length_scale = synth.synthesis_settings(
+        args.steps, args.temperature, args.length_scale
+    )
+    print(f"{steps} reverse-diffusion steps, temperature {temperature:g}, "
+          f"length scale {length_scale:g}")
 
     warm = synth.warmup(args.steps, stoc=args.stochastic, speaker=args.speaker)
     print(f"graph tracing and warm-up: {warm:.1f} s (not counted below)")

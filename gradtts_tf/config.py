@@ -217,6 +217,24 @@ class VocoderConfig:
 
 
 @dataclass
+class InferenceConfig:
+    """A voice's synthesis defaults (``inference.py``, ``evaluate.py``, `Synthesizer`
+    and the demo use them when not told otherwise). The official defaults: 10 steps,
+    temperature 1.5, length scale 1."""
+
+    n_timesteps: int = 10
+    temperature: float = 1.5
+    length_scale: float = 1.0
+
+    def __post_init__(self):
+        if self.n_timesteps < 1:
+            raise ConfigError(f"inference.n_timesteps: expected >= 1, got {self.n_timesteps}")
+        for key in ("temperature", "length_scale"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"inference.{key}: expected > 0, got {getattr(self, key)}")
+
+
+@dataclass
 class Config:
     """The whole configuration tree."""
 
@@ -226,6 +244,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     vocoder: VocoderConfig = field(default_factory=VocoderConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the tree as nested plain dicts (YAML-serialisable)."""

@@ -644,9 +644,9 @@ def evaluate(
     recordings: bool = True,
     recognizer: Recognizer | None = None,
     audio_config: AudioConfig | None = None,
-    n_timesteps: int = 10,
-    temperature: float = 1.5,
-    length_scale: float = 1.0,
+    n_timesteps: int | None = None,
+    temperature: float | None = None,
+    length_scale: float | None = None,
     speaker: int | None = None,
     seed: int | None = 0,
     progress: bool = False,
@@ -668,7 +668,8 @@ def evaluate(
         recognizer: The ASR (a new `Recognizer` by default).
         audio_config: Mel settings for MCD and vocoding (default: the synthesiser's
             ``config.audio``, else `AudioConfig()`).
-        n_timesteps, temperature, length_scale, speaker, seed: Passed to ``tts``.
+        n_timesteps, temperature, length_scale, speaker, seed: Passed to ``tts``
+            (``None``: the synthesizer's ``synthesis_settings``, else 10 / 1.5 / 1.0).
         progress: Show progress bars.
         audio_dir: If given, the synthesised audio is also written there as
             ``model_NNN.wav`` (NNN: the sentence's position), the WAVs that were scored.
@@ -691,6 +692,12 @@ def evaluate(
     if audio_config is None:
         cfg = getattr(getattr(synthesizer, "config", None), "audio", None)
         audio_config = cfg if isinstance(cfg, AudioConfig) else AudioConfig()
+    resolve = getattr(synthesizer, "synthesis_settings", None)
+    if resolve is not None:
+        n_timesteps, temperature, length_scale = resolve(n_timesteps, temperature, length_scale)
+    n_timesteps = 10 if n_timesteps is None else n_timesteps
+    temperature = 1.5 if temperature is None else temperature
+    length_scale = 1.0 if length_scale is None else length_scale
     recognizer = recognizer or Recognizer()
     report = Report(settings={
         "recognizer": "pocketsphinx en-us (default acoustic model, dictionary and LM)",

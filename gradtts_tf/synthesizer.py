@@ -381,9 +381,9 @@ class Synthesizer:
     def synthesize(
         self,
         texts: Sequence[str],
-        n_timesteps: int = 10,
-        temperature: float = 1.5,
-        length_scale: float = 1.0,
+        n_timesteps: int | None = None,
+        temperature: float | None = None,
+        length_scale: float | None = None,
         speaker: int | None = None,
         seed: int | None = None,
         stoc: bool = False,
@@ -400,7 +400,8 @@ class Synthesizer:
 
         Args:
             texts: Input texts.
-            n_timesteps: Reverse-diffusion steps.
+            n_timesteps: Reverse-diffusion steps (``None``: the voice's
+                ``inference.n_timesteps``; likewise for the next two).
             temperature: Noise divisor: ``z = mu_y + eps / temperature``.
             length_scale: Multiplies predicted durations (> 1 is slower speech).
             speaker: Speaker id of a multi-speaker model (default 0).
@@ -424,6 +425,9 @@ class Synthesizer:
             ValueError: On bad arguments, or (``skip_errors=False``) naming each text
                 that cannot be spoken.
         """
+        n_timesteps, temperature, length_scale = self.synthesis_settings(
+            n_timesteps, temperature, length_scale
+        )
         if int(n_timesteps) < 1:
             raise ValueError(f"n_timesteps must be >= 1, got {n_timesteps}")
         if temperature <= 0 or length_scale <= 0 or sentence_pause < 0:
@@ -498,7 +502,23 @@ class Synthesizer:
             utts[k].audio = np.concatenate(audios)  # [frames * hop]
             utts[k].mel_lengths = [p.y_len for p in ps]
 
-    def warmup(self, n_timesteps: int = 10, stoc: bool = False, speaker: int | None = None):
+    def synthesis_settings(
+        self,
+        n_timesteps: int | None = None,
+        temperature: float | None = None,
+        length_scale: float | None = None,
+    ) -> tuple[int, float, float]:
+        """The given settings, each ``None`` replaced by the voice's ``inference`` config."""
+        voice = self.config.inference
+        return (
+            voice.n_timesteps if n_timesteps is None else int(n_timesteps),
+            voice.temperature if temperature is None else float(temperature),
+            voice.length_scale if length_scale is None else float(length_scale),
+        )
+
+    def warmup(
+        self, n_timesteps: int | None = None, stoc: bool = False, speaker: int | None = None
+    ):
         """Traces the synthesis graphs on a short text (so timings exclude tracing).
 
         Returns:
@@ -511,9 +531,9 @@ class Synthesizer:
     def tts(
         self,
         text: str,
-        n_timesteps: int = 10,
-        temperature: float = 1.5,
-        length_scale: float = 1.0,
+        n_timesteps: int | None = None,
+        temperature: float | None = None,
+        length_scale: float | None = None,
         speaker: int | None = None,
         seed: int | None = None,
         **kwargs,
@@ -526,6 +546,7 @@ class Synthesizer:
             n_timesteps: Reverse-diffusion steps (more: cleaner, slower).
             temperature: Noise divisor (official default 1.5).
             length_scale: Speaking-time factor (> 1 is slower).
+                ``None`` for any of these three: the voice's ``inference`` config.
             speaker: Speaker id of a multi-speaker model.
             seed: Same seed, same audio; ``None`` for a random draw.
             **kwargs: ``stoc``, ``split_sentences``, ``max_tokens``, ``sentence_pause``
@@ -546,9 +567,9 @@ class Synthesizer:
     def tts_batch(
         self,
         texts: Sequence[str],
-        n_timesteps: int = 10,
-        temperature: float = 1.5,
-        length_scale: float = 1.0,
+        n_timesteps: int | None = None,
+        temperature: float | None = None,
+        length_scale: float | None = None,
         speaker: int | None = None,
         seed: int | None = None,
         batch_size: int = 16,

@@ -56,3 +56,13 @@ def test_overrides_and_round_trip(tmp_path):
         load_config(None, ["batch_size=3"])
     with pytest.raises(ConfigError, match="unknown key 'batch'"):
         load_config(None, ["train.batch=3"])
+
+
+def test_inference_section_defaults_and_checks():
+    config = load_config(None, ["inference.temperature=3.0", "inference.length_scale=0.9"])
+    assert (config.inference.n_timesteps, config.inference.temperature,
+            config.inference.length_scale) == (10, 3.0, 0.9)
+    assert load_config(None).inference.temperature == 1.5  # the official default
+    for bad in ("inference.n_timesteps=0", "inference.length_scale=-1.0"):
+        with pytest.raises(ConfigError, match=bad.split("=")[0]):
+            load_config(None, [bad])

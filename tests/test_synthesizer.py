@@ -279,3 +279,21 @@ def test_frozen_graphs_equal_live_ones_and_freeze_false_follows_the_weights(tmp_
     (b2,), _ = live.synthesize([TEXTS[1]], n_timesteps=3, seed=5)
     np.testing.assert_allclose(a2.mel, a.mel, rtol=1e-6, atol=1e-6)
     assert np.abs(b2.mel - b.mel).max() > 1e-3
+
+
+def test_voice_inference_settings_are_the_defaults(synth, monkeypatch):
+    import dataclasses
+
+    monkeypatch.setattr(synth, "vocoder", _FakeVocoder())
+    voice = dataclasses.replace(synth.config.inference, n_timesteps=3, temperature=2.5,
+                                length_scale=0.8)
+    monkeypatch.setattr(synth.config, "inference", voice)
+    assert synth.synthesis_settings() == (3, 2.5, 0.8)
+    assert synth.synthesis_settings(5, None, 1.0) == (5, 2.5, 1.0)
+    (by_default,), _ = synth.synthesize([TEXTS[3]], seed=2)
+    (explicit,), _ = synth.synthesize([TEXTS[3]], n_timesteps=3, temperature=2.5,
+                                      length_scale=0.8, seed=2)
+    (official,), _ = synth.synthesize([TEXTS[3]], n_timesteps=3, temperature=1.5,
+                                      length_scale=1.0, seed=2)
+    np.testing.assert_array_equal(by_default.mel, explicit.mel)
+    assert by_default.mel.shape[0] < official.mel.shape[0]  # length scale 0.8
