@@ -335,13 +335,22 @@ class TFLiteSynthesizer:
     def tts(
         self,
         text: str,
-        steps: int = 10,
-        temperature: float = 1.5,
-        length_scale: float = 1.0,
+        steps: int | None = None,
+        temperature: float | None = None,
+        length_scale: float | None = None,
         seed: int | None = None,
         speaker: int | None = None,
     ) -> tuple[np.ndarray, dict[str, float]]:
-        """Text -> audio; returns ``(audio [samples], timings in seconds + rtf)``."""
+        """Text -> audio; returns ``(audio [samples], timings in seconds + rtf)``.
+
+        ``steps``, ``temperature`` and ``length_scale`` default to the voice's settings
+        (``sampling`` in ``model_info.json``; 10 / 1.5 / 1.0 when absent).
+        """
+        voice = {"steps": 10, "temperature": 1.5, "length_scale": 1.0,
+                 **self.info.get("sampling", {})}
+        steps = int(voice["steps"] if steps is None else steps)
+        temperature = float(voice["temperature"] if temperature is None else temperature)
+        length_scale = float(voice["length_scale"] if length_scale is None else length_scale)
         times = {}
         start = time.perf_counter()
         ids = self.text_to_ids(text)
@@ -358,6 +367,7 @@ class TFLiteSynthesizer:
         times["total"] = time.perf_counter() - start
         times["audio"] = audio.shape[0] / self.sample_rate
         times["rtf"] = times["total"] / max(times["audio"], 1e-9)
+        times["steps"] = steps
         return audio, times
 
 
@@ -366,9 +376,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model-dir", required=True, help="folder from 'python -m export.tflite'")
     parser.add_argument("--text", required=True)
     parser.add_argument("--out", required=True, help="output .wav")
-    parser.add_argument("--steps", type=int, default=10, help="reverse-diffusion steps")
-    parser.add_argument("--temperature", type=float, default=1.5)
-    parser.add_argument("--length-scale", type=float, default=1.0, help="> 1: slower speech")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="reverse-diffusion steps (default: the voice's, model_info.json)")
+    parser.add_argument("--temperature", type=float, default=None, help="(default: the voice's)")
+    parser.add_argument("--length-scale", type=float, default=None,
+                        help="> 1: slower speech (default: the voice's)")
     parser.add_argument("--seed", type=int, default=None, help="noise seed (default: random)")
     parser.add_argument("--speaker", type=int, default=None, help="speaker id (multi-speaker)")
     parser.add_argument("--threads", type=int, default=None, help="interpreter threads")
@@ -390,7 +402,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.out}: {times['audio']:.2f} s of audio; load {tts.load_seconds * 1e3:.0f} ms, "
         f"front-end load {tts.frontend_load_seconds * 1e3:.0f} ms; front end "
         f"{times['frontend'] * 1e3:.0f} ms, encoder {times['encoder'] * 1e3:.0f} ms, "
-        f"{args.steps} decoder steps {times['decoder'] * 1e3:.0f} ms, vocoder "
+        f"{times['steps']} decoder steps {times['decoder'] * 1e3:.0f} ms, vocoder "
         f"{times['vocoder'] * 1e3:.0f} ms, RTF {times['rtf']:.3f}"
     )
 

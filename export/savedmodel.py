@@ -243,7 +243,11 @@ def manifest(config: Config, model: GradTTS, vocoder_kind: str) -> dict[str, Any
             "n_feats": model.n_feats, "n_spks": model.n_spks, "beta_min": model.beta_min,
             "beta_max": model.beta_max, "length_multiple": LENGTH_MULTIPLE,
         },
-        "sampling": {"steps": 10, "temperature": 1.5, "length_scale": 1.0},
+        # The voice's synthesis defaults (config ``inference``), used by the runners.
+        "sampling": {
+            "steps": config.inference.n_timesteps, "temperature": config.inference.temperature,
+            "length_scale": config.inference.length_scale,
+        },
         "vocoder": vocoder,
     }
 

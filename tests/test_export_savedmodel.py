@@ -137,3 +137,15 @@ def test_manifest(exported):
     assert info["vocoder"]["type"] == "griffin_lim"
     names = [i["name"] for i in info["graphs"]["decoder_step"]["inputs"]]
     assert names[:5] == ["xt", "mask", "mu", "t", "h"]
+
+
+def test_manifest_carries_the_voices_inference_settings(exported):
+    from export.savedmodel import manifest
+    from gradtts_tf.config import load_config
+
+    model, _, _ = exported
+    config = load_config(None, ["inference.temperature=3.0", "inference.length_scale=0.9",
+                                "inference.n_timesteps=25"])
+    assert manifest(config, model, "griffin_lim")["sampling"] == {
+        "steps": 25, "temperature": 3.0, "length_scale": 0.9,
+    }

@@ -270,6 +270,20 @@ def test_runner_same_seed_same_audio(exported):
     assert times["rtf"] > 0 and times["audio"] == a.shape[0] / 22050
 
 
+def test_runner_defaults_are_the_voices_sampling_settings(exported, monkeypatch):
+    _, _, out, _ = exported
+    tts = TFLiteSynthesizer(out / "float32")
+    assert tts.info["sampling"] == {"steps": 10, "temperature": 1.5, "length_scale": 1.0}
+    # As written by an export of a voice whose config sets `inference`.
+    monkeypatch.setitem(tts.info, "sampling",
+                        {"steps": 2, "temperature": 3.0, "length_scale": 0.8})
+    a, times = tts.tts(TEXTS[0], seed=11)
+    b, _ = tts.tts(TEXTS[0], steps=2, temperature=3.0, length_scale=0.8, seed=11)
+    c, _ = tts.tts(TEXTS[0], steps=2, temperature=3.0, length_scale=1.0, seed=11)
+    np.testing.assert_array_equal(a, b)
+    assert times["steps"] == 2 and a.shape[0] < c.shape[0]
+
+
 def test_inverse_mel_basis_file(exported):
     _, _, out, _ = exported
     info = json.loads((out / "float32" / "model_info.json").read_text())

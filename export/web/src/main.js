@@ -138,7 +138,8 @@ async function main() {
     const defaults = tts.info.sampling || {};
     if (defaults.steps) $('steps').value = defaults.steps;
     if (defaults.temperature) $('temperature').value = defaults.temperature;
-    ['steps', 'temperature'].forEach((id) => $(id).dispatchEvent(new Event('input')));
+    if (defaults.length_scale) $('rate').value = 1 / defaults.length_scale;
+    ['steps', 'temperature', 'rate'].forEach((id) => $(id).dispatchEvent(new Event('input')));
     const mb = tts.stats.graphBytes / 1e6;
     const quant = tts.info.tfjs.quantization || 'float32';
     $('info').textContent = `Model: ${mb.toFixed(1)} MB of graphs (${quant} weights), loaded in ` +
