@@ -47,7 +47,7 @@ import librosa
 import numpy as np
 
 from gradtts_tf.audio import griffin_lim, load_audio, mel_from_config, save_audio
-from gradtts_tf.config import AudioConfig, Config, as_config
+from gradtts_tf.config import AudioConfig, Config, InferenceConfig, as_config
 from gradtts_tf.text.cleaners import english_cleaners
 
 ASR_SAMPLE_RATE = 16000
@@ -669,7 +669,7 @@ def evaluate(
         audio_config: Mel settings for MCD and vocoding (default: the synthesiser's
             ``config.audio``, else `AudioConfig()`).
         n_timesteps, temperature, length_scale, speaker, seed: Passed to ``tts``
-            (``None``: the synthesizer's ``synthesis_settings``, else 10 / 1.5 / 1.0).
+            (``None``: the synthesizer's ``synthesis_settings``, else `InferenceConfig`'s).
         progress: Show progress bars.
         audio_dir: If given, the synthesised audio is also written there as
             ``model_NNN.wav`` (NNN: the sentence's position), the WAVs that were scored.
@@ -695,9 +695,10 @@ def evaluate(
     resolve = getattr(synthesizer, "synthesis_settings", None)
     if resolve is not None:
         n_timesteps, temperature, length_scale = resolve(n_timesteps, temperature, length_scale)
-    n_timesteps = 10 if n_timesteps is None else n_timesteps
-    temperature = 1.5 if temperature is None else temperature
-    length_scale = 1.0 if length_scale is None else length_scale
+    official = InferenceConfig()
+    n_timesteps = official.n_timesteps if n_timesteps is None else n_timesteps
+    temperature = official.temperature if temperature is None else temperature
+    length_scale = official.length_scale if length_scale is None else length_scale
     recognizer = recognizer or Recognizer()
     report = Report(settings={
         "recognizer": "pocketsphinx en-us (default acoustic model, dictionary and LM)",

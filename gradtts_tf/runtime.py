@@ -3,7 +3,7 @@
 TensorFlow runs convolutions and matrix products on x86 CPUs through oneDNN. oneDNN can
 compute float32 layers with bfloat16 inputs and float32 accumulation ("fpmath mode"),
 which CPUs with AMX or AVX512-BF16 units run several times faster: a full-size Grad-TTS
-U-Net call at batch 1 takes 0.64x the time (BENCHMARKS.md). Everything else (weights,
+U-Net call at batch 1 takes 0.63x the time (BENCHMARKS.md). Everything else (weights,
 activations, GroupNorm, the ODE state) stays float32, so it is a precision choice of the
 convolutions and matmuls only, like TF32 on NVIDIA GPUs. oneDNN reads the setting once,
 when the process creates its first primitive: it must be chosen before any layer runs.
