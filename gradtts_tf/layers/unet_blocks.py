@@ -33,7 +33,8 @@ def _mish_one_exp(x):
     def grad(*args, upstream=None):
         upstream = args[0] if upstream is None else upstream
         # Recomputed from x (cheap) rather than kept: a training step holds one tensor
-        # per Mish instead of four. d/dx = r + x (1 - r^2) sigmoid(x), with
+        # per Mish instead of four (autodiff of this form) or three (the textbook form).
+        # d/dx = r + x (1 - r^2) sigmoid(x), with
         # 1 - r^2 = (1 - r)(1 + r) = 2 (1 + r) / (n + 2), exact near r = 1.
         r, e, n = _mish_factor(x)
         return upstream * (r + x * (2.0 * (1.0 + r) / (n + 2.0)) * (e / (1.0 + e)))
