@@ -358,6 +358,19 @@ def restore_latest(model: GradTTS, out: str | os.PathLike) -> tuple[Path, dict] 
     return None
 
 
+def _apply_learning_rate(model: GradTTS, t: TrainConfig) -> None:
+    """Makes a resumed run use the configured constant learning rate.
+
+    Keras saves a constant learning rate as an optimizer variable, so loading a
+    checkpoint would silently bring back the old one (``--set train.learning_rate``
+    on resume, e.g. a lower rate for the last steps, would do nothing). A schedule is
+    rebuilt from the config and needs nothing.
+    """
+    lr = model.optimizer.learning_rate
+    if isinstance(lr, keras.Variable):
+        lr.assign(t.learning_rate)
+
+
 def _restore_legacy(model: GradTTS, out: Path) -> tuple[int, int] | None:
     """Continues a run folder of the earlier ``BackupAndRestore`` layout.
 
@@ -520,6 +533,8 @@ def train(
             print(f"continuing {out} from its earlier-layout backup ({updates} updates)")
     if resumed_from is None and warm_start_from is not None:
         warm_start(model, warm_start_from, ignore_layers, config=config)
+    if resumed_from is not None:
+        _apply_learning_rate(model, t)
     progress.start_step = progress.step
 
     options = tf.data.Options()

@@ -49,6 +49,15 @@ def test_fit_on_demo_data_loss_goes_down_and_resumes(demo_corpus, tmp_path, caps
     train.main(args[:-1] + ["8"])
     history = np.genfromtxt(run / "history.csv", delimiter=",", names=True)
     assert history["epoch"].tolist() == list(range(8))
+    # A new constant learning rate on resume is used, not the checkpoint's.
+    capsys.readouterr()
+    lower = load_config(
+        "configs/demo.yaml", TINY + ["train.learning_rate=0.0005", "train.log_images_every=0"]
+    )
+    fit = train_run(lower, demo_corpus, run, epochs=9, jit_compile=False)
+    assert "changed: train.learning_rate" in capsys.readouterr().out
+    assert float(fit.model.optimizer.learning_rate.numpy()) == pytest.approx(5e-4)
+    assert fit.progress.epoch == 9
 
     synth = Synthesizer.from_pretrained(run)
     audio, sr = synth.tts("A short test sentence.", n_timesteps=2, seed=1)
