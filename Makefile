@@ -14,7 +14,7 @@ WEB     := export/web
 TFJS    ?= exported/tfjs
 TFJS_FLAGS ?= --quantize float16
 
-.PHONY: setup system-deps demo test lint clean tfjs-deps web-system-deps web-deps web-build tfjs web
+.PHONY: setup system-deps demo test test-slow lint clean tfjs-deps web-system-deps web-deps web-build tfjs web
 
 # Debian packages: flite speaks the demo dataset; python3.11-venv where Python is Debian's.
 system-deps:
@@ -68,7 +68,12 @@ demo: setup tfjs-deps
 # The export tests also need the TF.js converter venv, npm packages and Chromium.
 test: setup tfjs-deps web-deps
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# The tests marked slow (whole training runs: XLA, mixed precision, two replicas,
+# Ctrl-C/SIGKILL and resume, the demo command); CI runs them after `make test`.
+test-slow: setup tfjs-deps web-deps
+	$(BIN)/python -m pytest -q -m slow
 
 # TF.js export of the voice (float16 weights) and the browser demo on localhost:8000
 # (after `make demo`: `make web TFJS=runs/demo/tfjs` serves its export as it is).
