@@ -21,7 +21,7 @@ from gradtts_tf.ops import (
     duration_loss,
     fix_len_compatibility,
     generate_path,
-    maximum_path,
+    maximum_path_frame_major,
     sequence_mask,
 )
 
@@ -218,14 +218,16 @@ class GradTTS(keras.Model):
         # Encode text: prior means and log-durations.
         mu_x, logw, x_mask = self._encode(x, x_lengths, spk_emb, training)
         y_mask = sequence_mask(y_lengths, tf.shape(y)[1])[:, :, None]  # [B, T_y, 1]
-        attn_mask = x_mask * tf.transpose(y_mask, [0, 2, 1])  # [B, T_x, T_y]
+        attn_mask = y_mask * tf.transpose(x_mask, [0, 2, 1])  # [B, T_y, T_x]
 
-        # Align text and mel with MAS on the Gaussian log-likelihood (no gradient).
-        log_prior = self._log_prior(tf.stop_gradient(mu_x), y)  # [B, T_x, T_y]
-        attn = tf.stop_gradient(maximum_path(log_prior, attn_mask))  # [B, T_x, T_y]
+        # Align text and mel with MAS on the Gaussian log-likelihood (no gradient),
+        # frame-major: MAS walks frames, and this layout spares it a transpose.
+        log_prior = self._log_prior(tf.stop_gradient(mu_x), y)  # [B, T_y, T_x]
+        attn = tf.stop_gradient(maximum_path_frame_major(log_prior, attn_mask))  # [B, T_y, T_x]
 
         # Duration loss against the log of the aligned frame counts.
-        logw_ = tf.math.log(1e-8 + tf.reduce_sum(attn, -1, keepdims=True)) * x_mask
+        durations = tf.reduce_sum(attn, 1)[:, :, None]  # [B, T_x, 1]
+        logw_ = tf.math.log(1e-8 + durations) * x_mask
         dur_loss = duration_loss(logw, logw_, x_lengths)
 
         # Random out_size crop of mel and alignment for the decoder.
@@ -233,7 +235,7 @@ class GradTTS(keras.Model):
             y, attn, y_mask = self._random_crop(y, y_lengths, attn, out_size)
 
         # Align encoder outputs to mel frames.
-        mu_y = tf.matmul(attn, mu_x, transpose_a=True)  # [B, T_y, n_feats]
+        mu_y = tf.matmul(attn, mu_x)  # [B, T_y, n_feats]
 
         # Diffusion loss on the (cropped) mel; prior loss of mel under N(mu_y, I).
         if t is None:
@@ -251,18 +253,19 @@ class GradTTS(keras.Model):
         }
 
     def _log_prior(self, mu_x, y):
-        """Log N(y_j; mu_i, I) for every text/mel pair: ``[B, T_x, T_y]``, float32."""
+        """Log N(y_j; mu_i, I) for every mel/text pair: ``[B, T_y, T_x]``, float32."""
         const = -0.5 * math.log(2 * math.pi) * self.n_feats
-        y_square = -0.5 * tf.reduce_sum(tf.square(y), -1)[:, None, :]  # [B, 1, T_y]
-        y_mu_double = tf.matmul(mu_x, y, transpose_b=True)  # [B, T_x, T_y]
-        mu_square = -0.5 * tf.reduce_sum(tf.square(mu_x), -1)[:, :, None]  # [B, T_x, 1]
+        y_square = -0.5 * tf.reduce_sum(tf.square(y), -1)[:, :, None]  # [B, T_y, 1]
+        y_mu_double = tf.matmul(y, mu_x, transpose_b=True)  # [B, T_y, T_x]
+        mu_square = -0.5 * tf.reduce_sum(tf.square(mu_x), -1)[:, None, :]  # [B, 1, T_x]
         return y_square + y_mu_double + mu_square + const
 
     def _random_crop(self, y, y_lengths, attn, out_size):
         """Crops ``out_size`` frames at a random offset per item (zero-padded if shorter).
 
-        Differs: the mask is always ``out_size`` long; the official code breaks when
-        every item in the batch is shorter than ``out_size``.
+        ``y`` is ``[B, T_y, n_feats]`` and ``attn`` frame-major ``[B, T_y, T_x]``; both
+        are cut on their frame axis. Differs: the mask is always ``out_size`` long; the
+        official code breaks when every item in the batch is shorter than ``out_size``.
         """
         batch = tf.shape(y)[0]
         max_offset = tf.maximum(y_lengths - out_size, 0)  # [B]
@@ -276,11 +279,9 @@ class GradTTS(keras.Model):
         # Pad the time axis so that out-of-range indices read zeros.
         pad = tf.maximum(out_size - tf.shape(y)[1], 0)
         y_pad = tf.pad(y, [[0, 0], [0, pad], [0, 0]])  # [B, T_y + pad, n_feats]
-        attn_pad = tf.pad(attn, [[0, 0], [0, 0], [0, pad]])  # [B, T_x, T_y + pad]
+        attn_pad = tf.pad(attn, [[0, 0], [0, pad], [0, 0]])  # [B, T_y + pad, T_x]
         y_cut = tf.gather(y_pad, idx, batch_dims=1) * cut_mask[:, :, None]
-        attn_t = tf.transpose(attn_pad, [0, 2, 1])  # [B, T_y + pad, T_x]
-        attn_cut = tf.gather(attn_t, idx, batch_dims=1) * cut_mask[:, :, None]
-        attn_cut = tf.transpose(attn_cut, [0, 2, 1])  # [B, T_x, out_size]
+        attn_cut = tf.gather(attn_pad, idx, batch_dims=1) * cut_mask[:, :, None]  # [B, out, T_x]
         return y_cut, attn_cut, cut_mask[:, :, None]
 
     def call(self, inputs, training=False):

@@ -13,8 +13,6 @@ import tensorflow as tf
 
 # Score of impossible transitions in the official Cython MAS (a float32 there too).
 MAX_NEG_VAL = -1e9
-# Mel frames per block of the MAS forward loop.
-_BLOCK = 16
 
 
 def _dim(x: tf.Tensor, axis: int) -> int | tf.Tensor:
@@ -114,11 +112,10 @@ def maximum_path(value: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     ``value`` along it. Item lengths come from ``mask`` exactly as in the official
     wrapper: ``t_x = sum(mask[b, :, 0])``, ``t_y = sum(mask[b, 0, :])``.
 
-    The forward DP is vectorised over batch and text and loops over mel frames,
-    using float32 arithmetic and the official update order, band limits and tie
-    rule (backtracking stays on a token unless the cell below is strictly
-    better). Cells outside each item's DP band keep ``value * mask`` just like the
-    in-place Cython buffer, so even ``t_x > t_y`` items give the official path.
+    The official layout; the search itself walks mel frames, so this transposes
+    ``value`` first. A caller that can produce the log-likelihoods frame-major (as
+    `GradTTS.compute_losses` does) should call `maximum_path_frame_major` and save
+    the transpose, most of this function's time at training sizes under XLA on CPU.
 
     It always runs as one XLA cluster (a ``jit_compile=True`` function), also when
     called eagerly or from a graph-mode training step: its two loops over mel frames
@@ -135,79 +132,92 @@ def maximum_path(value: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     return _maximum_path_xla(tf.cast(value, tf.float32), tf.cast(mask, tf.float32))
 
 
+def maximum_path_frame_major(value: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """`maximum_path` on frame-major tensors: the same path, transposed.
+
+    ``maximum_path_frame_major(v, m) == transpose(maximum_path(transpose(v),
+    transpose(m)))`` exactly, without the transposes (``[0, 2, 1]`` each).
+
+    Args:
+        value: ``[B, T_y, T_x]`` float32 log-likelihoods (mel frames first).
+        mask: ``[B, T_y, T_x]`` float 0/1, ones inside each item's ``t_y x t_x``.
+
+    Returns:
+        ``[B, T_y, T_x]`` float32 0/1 path, zero outside ``mask``.
+    """
+    return _maximum_path_frame_major_xla(tf.cast(value, tf.float32), tf.cast(mask, tf.float32))
+
+
 def _maximum_path(value: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     """`maximum_path` itself (``[B, T_x, T_y]`` float32 in and out)."""
-    value = value * mask  # [B, T_x, T_y]
-    batch_size, t_x_max, t_y_max = (_dim(value, i) for i in range(3))
     t_xs = tf.cast(tf.reduce_sum(mask[:, :, 0], axis=1), tf.int32)  # [B]
     t_ys = tf.cast(tf.reduce_sum(mask[:, 0, :], axis=1), tf.int32)  # [B]
+    value_t = tf.transpose(value * mask, [0, 2, 1])  # [B, T_y, T_x]
+    indices = _mas_token_indices(value_t, t_xs, t_ys)  # [B, T_y]
+    # Built by comparison rather than one_hot + transpose (slow under XLA on CPU).
+    path = tf.equal(indices[:, None, :], tf.range(_dim(value, 1))[None, :, None])  # [B, T_x, T_y]
+    return tf.cast(path, tf.float32) * mask
 
-    # The DP walks frames in blocks of _BLOCK: each block is transposed to
-    # frame-major on its own (small, in cache), because one full
-    # [B, T_x, T_y] -> [T_y, B, T_x] transpose is slow under XLA on CPU. Padded
-    # frames lie outside every item's band, so they never change the result.
-    n_blocks = (t_y_max + _BLOCK - 1) // _BLOCK
-    t_y_pad = n_blocks * _BLOCK
-    value = tf.pad(value, [[0, 0], [0, 0], [0, t_y_pad - t_y_max]])  # [B, T_x, T_y_pad]
-    blocks = tf.reshape(value, tf.stack([batch_size, t_x_max, n_blocks, _BLOCK]))  # [B, T_x, N, K]
 
+def _maximum_path_frame_major(value: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """`maximum_path_frame_major` itself (``[B, T_y, T_x]`` float32 in and out)."""
+    t_xs = tf.cast(tf.reduce_sum(mask[:, 0, :], axis=1), tf.int32)  # [B]
+    t_ys = tf.cast(tf.reduce_sum(mask[:, :, 0], axis=1), tf.int32)  # [B]
+    indices = _mas_token_indices(value * mask, t_xs, t_ys)  # [B, T_y]
+    path = tf.equal(indices[:, :, None], tf.range(_dim(value, 2))[None, None, :])  # [B, T_y, T_x]
+    return tf.cast(path, tf.float32) * mask
+
+
+def _mas_token_indices(value: tf.Tensor, t_xs: tf.Tensor, t_ys: tf.Tensor) -> tf.Tensor:
+    """The search: each frame's token on the best path.
+
+    The forward DP is vectorised over batch and text and loops over mel frames,
+    reading one contiguous ``[B, T_x]`` column per frame, with float32 arithmetic and
+    the official update order, band limits and tie rule (backtracking stays on a
+    token unless the cell below is strictly better). Cells outside each item's DP
+    band keep ``value`` (masked) just like the in-place Cython buffer, so even
+    ``t_x > t_y`` items give the official path. The loop records each cell's
+    backtracking decision rather than its score, so the second loop reads a boolean
+    per cell and nothing else is kept.
+
+    Args:
+        value: ``[B, T_y, T_x]`` masked float32 log-likelihoods.
+        t_xs: ``[B]`` int32 text lengths.
+        t_ys: ``[B]`` int32 mel lengths.
+
+    Returns:
+        ``[B, T_y]`` int32 token index per frame, -1 past an item's length (and for
+        an empty item).
+    """
+    batch_size, t_y_max, t_x_max = (_dim(value, i) for i in range(3))
     neg = tf.constant(MAX_NEG_VAL, tf.float32)
     x_idx = tf.range(t_x_max)[None, :]  # [1, T_x]
     not_first_token = x_idx > 0  # [1, T_x]
     below_pad = tf.fill(tf.stack([batch_size, 1]), neg)  # [B, 1]
 
-    def shift_down(col: tf.Tensor) -> tf.Tensor:
-        """``col[:, x - 1]`` at ``x`` (``neg`` at ``x = 0``), ``[B, T_x]``."""
-        return tf.concat([below_pad, col[:, :-1]], axis=1)
-
-    def dp_step(y, prev, cur):
+    def dp_body(y, prev, moves):
         """Column ``y`` of the DP from the final column ``y - 1`` (official update)."""
-        v_cur = tf.where(tf.equal(x_idx, y), neg, prev)  # [B, T_x]
+        cur = value[:, y, :]  # [B, T_x]
+        below = tf.concat([below_pad, prev[:, :-1]], axis=1)  # [B, T_x]: prev[x - 1]
+        v_cur = tf.where(tf.equal(x_idx, y), neg, prev)
         v_first = tf.where(tf.equal(y, 0), tf.constant(0.0), neg)
-        v_prev = tf.where(not_first_token, shift_down(prev), v_first)  # [B, T_x]
+        v_prev = tf.where(not_first_token, below, v_first)
         updated = tf.maximum(v_cur, v_prev) + cur
         lo = tf.maximum(0, t_xs + y - t_ys)[:, None]  # [B, 1]
         hi = tf.minimum(t_xs, y + 1)[:, None]  # [B, 1]
         in_band = (x_idx >= lo) & (x_idx < hi)  # [B, T_x]
-        return tf.where(in_band, updated, cur)
-
-    def dp_body(j, prev, acc):
-        block = tf.transpose(blocks[:, :, j, :], [2, 0, 1])  # [K, B, T_x]
-
-        # A nested loop, not Python unrolling: XLA would fuse unrolled steps into
-        # each other and recompute them.
-        def step_body(k, prev, cols):
-            new = dp_step(j * _BLOCK + k, prev, block[k])
-            return k + 1, new, cols.write(k, new)
-
-        cols = tf.TensorArray(tf.float32, size=_BLOCK, element_shape=prev.shape)
-        _, prev, cols = tf.while_loop(
-            lambda k, *_: k < _BLOCK, step_body, (tf.constant(0), prev, cols)
-        )
-        return j + 1, prev, acc.write(j, cols.stack())
+        # Backtracking at frame y: token x moves to x - 1 iff x != 0 and (x == y or
+        # dp[x, y-1] < dp[x-1, y-1]). Frame 0 never moves (only after the last write).
+        move = not_first_token & (tf.equal(x_idx, y) | (prev < below))  # [B, T_x]
+        return y + 1, tf.where(in_band, updated, cur), moves.write(y, move)
 
     # Column "-1" is all neg: no cell at frame 0 can come from an earlier frame.
     init_prev = tf.fill(tf.stack([batch_size, t_x_max]), neg)  # [B, T_x]
-    acc = tf.TensorArray(
-        tf.float32,
-        size=n_blocks,
-        element_shape=tf.TensorShape([_BLOCK]).concatenate(init_prev.shape),
+    moves = tf.TensorArray(tf.bool, size=t_y_max, element_shape=init_prev.shape)
+    _, _, moves = tf.while_loop(
+        lambda y, *_: y < t_y_max, dp_body, (tf.constant(0), init_prev, moves)
     )
-    _, _, acc = tf.while_loop(lambda j, *_: j < n_blocks, dp_body, (tf.constant(0), init_prev, acc))
-    dp = tf.reshape(acc.stack(), tf.stack([t_y_pad, batch_size, t_x_max]))  # [T_y_pad, B, T_x]
-    dp = dp[:t_y_max]  # [T_y, B, T_x]
-
-    # The backtracking rule as a per-cell decision, for all cells at once: at frame
-    # y, token x moves to x - 1 iff x != 0 and (x == y or dp[x, y-1] < dp[x-1, y-1]).
-    # Frame 0 never moves (its move would only act after the last write).
-    dp_prev = tf.concat([init_prev[None], dp[:-1]], axis=0)  # [T_y, B, T_x]
-    dp_prev_below = tf.concat(
-        [tf.fill(tf.shape(dp_prev[:, :, :1]), neg), dp_prev[:, :, :-1]], axis=2
-    )  # [T_y, B, T_x]
-    y_idx = tf.range(t_y_max)[:, None, None]  # [T_y, 1, 1]
-    moves = not_first_token[None] & (
-        tf.equal(x_idx[None], y_idx) | (dp_prev < dp_prev_below)
-    )  # [T_y, B, T_x]
+    moves = moves.stack()  # [T_y, B, T_x]
 
     # Backtracking from the last frame: carry each item's token index, record it
     # per frame (-1 past the item's length or for an empty item).
@@ -220,10 +230,10 @@ def _maximum_path(value: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
 
     idx_acc = tf.TensorArray(tf.int32, size=t_y_max, element_shape=t_xs.shape)
     _, _, idx_acc = tf.while_loop(lambda y, *_: y >= 0, bt_body, (t_y_max - 1, t_xs - 1, idx_acc))
-    indices = tf.transpose(idx_acc.stack())  # [B, T_y]
-    # Built by comparison rather than one_hot + transpose (slow under XLA on CPU).
-    path = tf.equal(indices[:, None, :], tf.range(t_x_max)[None, :, None])  # [B, T_x, T_y]
-    return tf.cast(path, tf.float32) * mask
+    return tf.transpose(idx_acc.stack())  # [B, T_y]
 
 
 _maximum_path_xla = tf.function(_maximum_path, jit_compile=True, reduce_retracing=True)
+_maximum_path_frame_major_xla = tf.function(
+    _maximum_path_frame_major, jit_compile=True, reduce_retracing=True
+)

@@ -191,7 +191,7 @@ def test_random_crop_takes_a_window_of_mel_and_alignment():
     model = _tiny(out_size=8)
     rng = np.random.default_rng(1)
     y = rng.normal(size=(2, 24, 80)).astype(np.float32)
-    attn = (rng.random((2, 7, 24)) > 0.5).astype(np.float32)
+    attn = (rng.random((2, 24, 7)) > 0.5).astype(np.float32)  # [B, T_y, T_x]
     y_lengths = tf.constant([24, 5], tf.int32)
     for _ in range(5):
         y_cut, attn_cut, mask = model._random_crop(tf.constant(y), y_lengths, attn, 8)
@@ -199,10 +199,10 @@ def test_random_crop_takes_a_window_of_mel_and_alignment():
         # Item 0: some offset in [0, 24 - 8 - 1] (as the official random.choice(range(...))).
         offsets = [o for o in range(16) if np.array_equal(y_cut[0], y[0, o:o + 8])]
         assert len(offsets) == 1
-        np.testing.assert_array_equal(attn_cut[0], attn[0, :, offsets[0]:offsets[0] + 8])
+        np.testing.assert_array_equal(attn_cut[0], attn[0, offsets[0]:offsets[0] + 8])
         # Item 1 is shorter than out_size: its 5 frames, then zeros, mask 5 long.
         np.testing.assert_array_equal(y_cut[1, :5], y[1, :5])
-        assert np.all(y_cut[1, 5:] == 0) and np.all(attn_cut[1, :, 5:] == 0)
+        assert np.all(y_cut[1, 5:] == 0) and np.all(attn_cut[1, 5:] == 0)
         assert mask.tolist() == [[1.0] * 8, [1.0] * 5 + [0.0] * 3]
 
 

@@ -11,6 +11,7 @@ from gradtts_tf.ops import (
     fix_len_compatibility,
     generate_path,
     maximum_path,
+    maximum_path_frame_major,
     sequence_mask,
 )
 
@@ -19,7 +20,19 @@ REF = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "refe
 _SPEC = tf.TensorSpec([None, None, None], tf.float32)
 MAS_GRAPH = tf.function(maximum_path, input_signature=[_SPEC, _SPEC])  # T_x, T_y unknown
 MAS_XLA = tf.function(maximum_path, jit_compile=True)
-MODES = {"eager": maximum_path, "graph": MAS_GRAPH, "xla": MAS_XLA}
+
+@tf.function(input_signature=[_SPEC, _SPEC])
+def _frame_major_graph(value, mask):
+    """`maximum_path_frame_major` in the official layout, for the same checks."""
+    swap = [0, 2, 1]  # [B, T_x, T_y] <-> [B, T_y, T_x]
+    path = maximum_path_frame_major(tf.transpose(value, swap), tf.transpose(mask, swap))
+    return tf.transpose(path, swap)
+
+
+MODES = {
+    "eager": maximum_path, "graph": MAS_GRAPH, "xla": MAS_XLA,
+    "frame-major": _frame_major_graph,
+}
 
 
 def oracle_maximum_path(value: np.ndarray, mask: np.ndarray) -> np.ndarray:
