@@ -4,6 +4,9 @@ Contenders, all on the same ``value``/``mask`` arrays and the same thread count:
 
 * ``tf-graph``: ``tf.function(maximum_path)``;
 * ``tf-xla``: ``tf.function(maximum_path, jit_compile=True)``;
+* ``tf-frames``: ``maximum_path_frame_major`` on the same arrays stored frame-major
+  (``[B, T_y, T_x]``, transposed before timing): what the training step calls, since
+  it computes its log-likelihoods in that layout;
 * ``cython``: ``monotonic_alignment_search.maximum_path_cython`` on torch tensors, the
   wrapper Glow-TTS and Grad-TTS call in training (mask sums, float32 copy, kernel);
 * ``cython-kernel``: the bare Cython kernel ``maximum_path_c`` on numpy arrays (only the
@@ -35,7 +38,9 @@ from bench.common import (
 )
 
 DEFAULT_SIZES = ("16x64x256", "16x128x512", "16x256x1024", "1x128x512")
-IMPLS = ("tf-graph", "tf-xla", "cython", "cython-kernel", "numpy")
+IMPLS = ("tf-graph", "tf-xla", "tf-frames", "cython", "cython-kernel", "numpy")
+# Contenders whose output is frame-major ([B, T_y, T_x]).
+FRAME_MAJOR = ("tf-frames",)
 REFERENCE = "cython"
 
 
@@ -84,6 +89,14 @@ def build_impls(impls: list[str], value, mask) -> dict[str, Any]:
         xla = tf.function(maximum_path, jit_compile=True)
         fns["tf-graph"] = lambda: graph(v_tf, m_tf).numpy()
         fns["tf-xla"] = lambda: xla(v_tf, m_tf).numpy()
+    if "tf-frames" in impls:
+        import tensorflow as tf
+
+        from gradtts_tf.ops import maximum_path_frame_major
+
+        v_fm = tf.constant(np.ascontiguousarray(value.transpose(0, 2, 1)))  # [B, T_y, T_x]
+        m_fm = tf.constant(np.ascontiguousarray(mask.transpose(0, 2, 1)))  # [B, T_y, T_x]
+        fns["tf-frames"] = lambda: maximum_path_frame_major(v_fm, m_fm).numpy()
     if {"cython", "numpy"} & set(impls):
         import torch
         from monotonic_alignment_search import maximum_path_cython, maximum_path_numpy
@@ -146,6 +159,8 @@ def main(argv: list[str] | None = None) -> None:
             start = time.perf_counter()
             path = fn().astype(np.float32)
             first = time.perf_counter() - start  # tracing/XLA compilation included
+            if name in FRAME_MAJOR:
+                path = path.transpose(0, 2, 1)  # [B, T_x, T_y]
             differs = np.any(path != reference, axis=(1, 2))  # [B]
             stats = measure(fn, args.warmup, args.reps, label=name)
             stats["first_s"] = first if name != REFERENCE else stats["first_s"]
@@ -161,18 +176,21 @@ def main(argv: list[str] | None = None) -> None:
                     "q1_ms": r["q1_s"] * 1e3, "q3_ms": r["q3_s"] * 1e3,
                     "first_ms": (r["first_s"] or float("nan")) * 1e3,
                     "vs_cython": r["median_s"] / results[REFERENCE]["median_s"],
+                    "vs_kernel": (r["median_s"] / results["cython-kernel"]["median_s"]
+                                  if "cython-kernel" in results else float("nan")),
                     "identical": r["identical_to_cython"],
                     "items_differing": r["items_differing"],
                 }
             )
 
     columns = (
-        "size", "impl", "median_ms", "q1_ms", "q3_ms", "first_ms", "vs_cython", "identical",
-        "items_differing",
+        "size", "impl", "median_ms", "q1_ms", "q3_ms", "first_ms", "vs_cython", "vs_kernel",
+        "identical", "items_differing",
     )
     print()
     print(format_table(rows, columns))
-    print("vs_cython: median time / median time of the Cython wrapper (< 1 is faster)")
+    print("vs_cython / vs_kernel: median time / median time of the Cython wrapper / the bare "
+          "Cython kernel (< 1 is faster)")
     if not all(r["identical"] for r in rows):
         print("WARNING: some paths differ from the Cython reference (see items_differing)")
     write_json(
