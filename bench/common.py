@@ -72,12 +72,18 @@ def apply_framework_threads(threads: int, tf: Any = None, torch: Any = None) -> 
 
 
 def measure(
-    fn: Callable[[], Any], warmup: int, reps: int, label: str = "", verbose: bool = True
+    fn: Callable[[], Any],
+    warmup: int,
+    reps: int,
+    label: str = "",
+    verbose: bool = True,
+    after_warmup: Callable[[], Any] | None = None,
 ) -> dict[str, Any]:
     """Times ``fn()`` after ``warmup`` untimed calls; returns `summarize` of ``reps`` runs.
 
     ``fn`` must block until its work is done (return host values, call ``.numpy()``).
     The first warm-up call's time is kept as ``first_s`` (tracing/compilation included).
+    ``after_warmup`` runs between the warm-up and the timed calls (e.g. `reset_peak_rss`).
     """
     first = None
     for i in range(warmup):
@@ -85,6 +91,8 @@ def measure(
         fn()
         if i == 0:
             first = time.perf_counter() - start
+    if after_warmup is not None:
+        after_warmup()
     times = []
     for _ in range(reps):
         start = time.perf_counter()
@@ -151,6 +159,19 @@ def memory_kib() -> dict[str, int]:
     except OSError:  # not Linux
         out["peak_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return out
+
+
+def reset_peak_rss() -> dict[str, int]:
+    """Restarts the peak (``VmHWM``) count from the current RSS; returns the values before.
+
+    Linux only (``/proc/self/clear_refs``); elsewhere the peak is left as it is.
+    """
+    before = memory_kib()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+    return before
 
 
 def _cpu_model() -> str:
