@@ -103,6 +103,15 @@ def test_decoder_step_runs_in_few_xnnpack_partitions(exported):
     assert 1 <= kinds.count("DELEGATE") <= 6, kinds.count("DELEGATE")
 
 
+def test_vocoder_has_no_transposed_convolution(exported):
+    """The upsampling layers are plain convolutions (polyphase): no TRANSPOSE_CONV,
+    which LiteRT runs outside XNNPACK (5-9x slower) when the length is dynamic, and no
+    SHAPE arithmetic for its output shape."""
+    _, _, out, _ = exported
+    ops = model_ops(out / "float32" / "vocoder.tflite")
+    assert "CONV_2D" in ops and not {"TRANSPOSE_CONV", "SHAPE", "PACK"} & set(ops)
+
+
 def test_conversion_fails_loudly_on_flex_ops(tmp_path):
     module = tf.Module()
     module.f = tf.function(

@@ -169,21 +169,28 @@ def _np_conv(x, w, b, stride=1, dilation=1, padding=0, groups=1):
     return out
 
 
-@pytest.mark.parametrize("k,u", [(16, 8), (4, 2), (8, 4), (32, 16), (3, 1)])
-def test_conv_transpose_matches_torch_definition(k, u):
-    rng = np.random.default_rng(k * 100 + u)
+@pytest.mark.parametrize("k,u,pad", [
+    (16, 8, 4), (4, 2, 1), (8, 4, 2), (32, 16, 8), (3, 1, 1),  # HiFi-GAN's (k - u) / 2
+    (5, 2, 0), (7, 3, 2), (11, 4, 3), (8, 4, 0), (2, 3, 0),  # k not a multiple of u, odd
+])
+def test_conv_transpose_matches_torch_definition(k, u, pad):
+    rng = np.random.default_rng(k * 100 + u * 10 + pad)
     c_in, c_out, t = 5, 3, 7
-    layer = NormConv1DTranspose(c_out, k, u, padding=(k - u) // 2, norm="none", in_channels=c_in)
+    layer = NormConv1DTranspose(c_out, k, u, padding=pad, norm="none", in_channels=c_in)
     layer.build(None)
     w = rng.standard_normal([c_in, c_out, k]).astype(np.float32)  # torch [in, out, k]
     b = rng.standard_normal([c_out]).astype(np.float32)
     layer.kernel_raw.assign(w.transpose(2, 1, 0))  # ours [k, out, in]
     layer.bias.assign(b)
-    x = rng.standard_normal([c_in, t]).astype(np.float32)
-    ref = _np_conv_transpose(x.astype(np.float64), w, b, u, (k - u) // 2)  # [out, T_out]
-    out = layer(x.T[None]).numpy()[0].T  # [out, T_out]
-    assert out.shape == ref.shape == (c_out, t * u)
+    x = rng.standard_normal([2, c_in, t]).astype(np.float32)
+    ref = np.stack([_np_conv_transpose(xi.astype(np.float64), w, b, u, pad) for xi in x])
+    out = layer(x.transpose(0, 2, 1)).numpy().transpose(0, 2, 1)  # [B, out, T_out]
+    assert out.shape == ref.shape == (2, c_out, (t - 1) * u + k - 2 * pad)
     np.testing.assert_allclose(out, ref, atol=1e-5)
+    # Unknown batch and length (as exported): the same numbers.
+    dynamic = tf.function(layer, input_signature=[tf.TensorSpec([None, None, c_in])])
+    np.testing.assert_allclose(dynamic(x.transpose(0, 2, 1)).numpy(), out.transpose(0, 2, 1),
+                               atol=1e-6)
 
 
 @pytest.mark.parametrize("stride,dilation,padding,groups", [(1, 1, 3, 1), (1, 5, 5, 1),
