@@ -115,7 +115,8 @@ def maximum_path(value: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     The official layout; the search itself walks mel frames, so this transposes
     ``value`` first. A caller that can produce the log-likelihoods frame-major (as
     `GradTTS.compute_losses` does) should call `maximum_path_frame_major` and save
-    the transpose, most of this function's time at training sizes under XLA on CPU.
+    the transpose: a third of this function's time at 16x256x1024 on a CPU, where
+    transposes under XLA are slow (``bench/mas.py``).
 
     It always runs as one XLA cluster (a ``jit_compile=True`` function), also when
     called eagerly or from a graph-mode training step: its two loops over mel frames
