@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 
@@ -449,9 +450,14 @@ class Downsample(keras.layers.Layer):
 class Upsample(keras.layers.Layer):
     """Transposed conv 4x4, stride 2, padding 1 (official ``Upsample``): doubles T and F.
 
-    Keras ``Conv2DTranspose(padding="same")`` with kernel 4 / stride 2 crops one row on
-    each side of the full ``2n + 2`` output, which is exactly PyTorch's ``padding=1``
-    (checked numerically against a direct implementation in ``tests/test_decoder.py``).
+    The weights are a Keras ``Conv2DTranspose(padding="same")``'s (kernel 4 / stride 2
+    crops one row on each side of the full ``2n + 2`` output, which is exactly
+    PyTorch's ``padding=1``; checked numerically against a direct implementation in
+    ``tests/test_decoder.py``), but the call computes it in polyphase form: each of
+    the 2 x 2 output phases is a 2 x 2 convolution of the input with every other kernel
+    tap, so one ordinary convolution with ``4 * dim`` outputs and a depth-to-space
+    give all four. Same numbers to float rounding, and no ``TRANSPOSE_CONV`` in TFLite,
+    which LiteRT runs outside XNNPACK when the length is dynamic (several times slower).
 
     Args:
         dim: Input and output channels.
@@ -469,7 +475,17 @@ class Upsample(keras.layers.Layer):
 
     def call(self, x):
         """Maps ``[B, T, F, dim]`` to ``[B, 2T, 2F, dim]``."""
-        return self.conv(x)
+        kernel = ops.cast(self.conv.kernel, x.dtype)  # [4, 4, out, in]: taps (a, b)
+        # Tap a = 2 * i + r along T, b = 2 * j + c along F; phase (r, c), tap (i, j).
+        kernel = ops.reshape(kernel, (2, 2, 2, 2, self.dim, self.dim))  # [i, r, j, c, out, in]
+        kernel = ops.transpose(kernel, (0, 2, 5, 1, 3, 4))  # [i, j, in, r, c, out]
+        # A convolution correlates: taps reversed.
+        kernel = ops.reshape(kernel[::-1, ::-1], (2, 2, self.dim, 4 * self.dim))
+        x = ops.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))  # [B, T + 2, F + 2, dim]
+        z = ops.conv(x, kernel, strides=1, padding="valid")  # [B, T + 1, F + 1, 4 * dim]
+        y = tf.nn.depth_to_space(z, 2)  # [B, 2T + 2, 2F + 2, dim]: phase (r, c) at (2h+r, 2w+c)
+        y = y[:, 1:-1, 1:-1]  # [B, 2T, 2F, dim]: padding 1 cropped on each side
+        return y + ops.cast(self.conv.bias, y.dtype)
 
     def compute_output_shape(self, input_shape):
         def double(n):
