@@ -191,6 +191,9 @@ def test_conv_transpose_matches_torch_definition(k, u, pad):
     dynamic = tf.function(layer, input_signature=[tf.TensorSpec([None, None, c_in])])
     np.testing.assert_allclose(dynamic(x.transpose(0, 2, 1)).numpy(), out.transpose(0, 2, 1),
                                atol=1e-6)
+    # Height-1 images [B, 1, T, C], as inside the generator: the same numbers.
+    four_d = layer(x.transpose(0, 2, 1)[:, None]).numpy()  # [B, 1, T_out, out]
+    np.testing.assert_allclose(four_d[:, 0], out.transpose(0, 2, 1), atol=1e-6)
 
 
 @pytest.mark.parametrize("stride,dilation,padding,groups", [(1, 1, 3, 1), (1, 5, 5, 1),

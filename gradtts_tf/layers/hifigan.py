@@ -49,6 +49,31 @@ def _length_mask(lengths: tf.Tensor, max_len: tf.Tensor, dtype) -> tf.Tensor:
     return tf.cast(tf.sequence_mask(lengths, max_len), dtype)[:, :, tf.newaxis]  # [B, T, 1]
 
 
+def _conv_time(x, kernel, padding: int = 0, stride: int = 1, dilation: int = 1, groups: int = 1):
+    """Convolution over the time axis (``-2``) of ``[B, T, C]`` or ``[B, 1, T, C]``.
+
+    ``kernel`` is ``[k, in / groups, out]``; ``padding`` zeros are added on each side.
+    """
+    four_d = x.shape.rank == 4
+    if padding:
+        pads = [[0, 0]] * (x.shape.rank - 2) + [[padding, padding], [0, 0]]
+        x = tf.pad(x, pads)  # [B, (1,) T + 2p, C]
+
+    def conv(xg, kg):
+        if four_d:
+            return tf.nn.conv2d(xg, kg[None], strides=[1, stride], padding="VALID",
+                                dilations=[1, dilation])  # [B, 1, T', out]
+        return tf.nn.conv1d(xg, kg, stride=stride, padding="VALID", dilations=dilation)
+
+    if groups == 1:
+        return conv(x, kernel)
+    # One convolution per group: TF's CPU kernels have no (or, with oneDNN, a
+    # memory-corrupting) gradient for grouped convolutions.
+    xs = tf.split(x, groups, axis=-1)  # groups x [B, (1,) T, in / groups]
+    ks = tf.split(kernel, groups, axis=-1)  # groups x [k, in / g, out / g]
+    return tf.concat([conv(xg, kg) for xg, kg in zip(xs, ks, strict=True)], axis=-1)
+
+
 class _NormKernelMixin:
     """Kernel storage with optional weight or spectral normalisation.
 
@@ -132,7 +157,8 @@ class NormConv1D(_NormKernelMixin, keras.layers.Layer):
         norm: ``"weight"`` (``kernel_v``/``kernel_g``), ``"spectral"`` or ``"none"``.
         in_channels: Input channels (for `build`).
 
-    Shapes: ``[B, T, in] -> [B, (T + 2p - d(k - 1) - 1) // s + 1, filters]``.
+    Shapes: ``[B, T, in] -> [B, (T + 2p - d(k - 1) - 1) // s + 1, filters]``; a
+    ``[B, 1, T, in]`` input gives ``[B, 1, T', filters]`` (see `HiFiGANGenerator`).
     """
 
     def __init__(
@@ -172,22 +198,8 @@ class NormConv1D(_NormKernelMixin, keras.layers.Layer):
         self.built = True
 
     def call(self, x, training=None):
-        if self.padding:
-            x = tf.pad(x, [[0, 0], [self.padding, self.padding], [0, 0]])  # [B, T + 2p, C]
         kernel = self.compute_kernel(bool(training))  # [k, in / groups, filters]
-        if self.groups == 1:
-            y = tf.nn.conv1d(x, kernel, stride=self.strides, padding="VALID",
-                             dilations=self.dilation_rate)
-        else:
-            # One convolution per group: TF's CPU kernels have no (or, with oneDNN, a
-            # memory-corrupting) gradient for grouped convolutions.
-            xs = tf.split(x, self.groups, axis=-1)  # groups x [B, T, in / groups]
-            ks = tf.split(kernel, self.groups, axis=-1)  # groups x [k, in / g, filters / g]
-            y = tf.concat(
-                [tf.nn.conv1d(xg, kg, stride=self.strides, padding="VALID",
-                              dilations=self.dilation_rate) for xg, kg in zip(xs, ks, strict=True)],
-                axis=-1,
-            )  # [B, T', filters]
+        y = _conv_time(x, kernel, self.padding, self.strides, self.dilation_rate, self.groups)
         return y + self.bias
 
     def get_config(self):
@@ -263,13 +275,15 @@ class NormConv1DTranspose(_NormKernelMixin, keras.layers.Layer):
         kernel = tf.reshape(kernel, [taps, s, self.filters, self.in_channels])  # tap j = i * s + r
         kernel = tf.transpose(kernel, [0, 3, 1, 2])[::-1]  # [taps, in, s, filters], i reversed
         kernel = tf.reshape(kernel, [taps, self.in_channels, s * self.filters])
-        x = tf.pad(x, [[0, 0], [taps - 1, extra], [0, 0]])  # [B, T + taps - 1 + extra, in]
-        y = tf.nn.conv1d(x, kernel, stride=1, padding="VALID")  # [B, T + extra, s * filters]
+        lead = [[0, 0]] * (x.shape.rank - 2)  # batch (and the height-1 axis of 4-D input)
+        x = tf.pad(x, lead + [[taps - 1, extra], [0, 0]])  # [B, (1,) T + taps - 1 + extra, in]
+        y = _conv_time(x, kernel)  # [B, (1,) T + extra, s * filters]
         batch = x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]
-        y = tf.reshape(y, [batch, -1, self.filters])  # [B, (T + extra) * s, filters]
+        shape = [batch, 1, -1, self.filters] if x.shape.rank == 4 else [batch, -1, self.filters]
+        y = tf.reshape(y, shape)  # [B, (1,) (T + extra) * s, filters]
         # Crop p samples in front and what lies past (T - 1) * s + k - p at the end.
         end = (extra + 1) * s - k + p
-        y = y[:, p : -end] if end else y[:, p:]  # [B, (T - 1) * s + k - 2p, filters]
+        y = y[..., p : -end, :] if end else y[..., p:, :]  # [B, (1,) (T-1) * s + k - 2p, filters]
         return y + self.bias
 
     def get_config(self):
@@ -542,18 +556,22 @@ class HiFiGANGenerator(keras.Model):
         Returns:
             float32 waveform ``[B, T * hop_length]`` in ``(-1, 1)``.
         """
+        # Height-1 images inside ([B, 1, T, C], 2-D convolutions): TFLite then has no
+        # expand / squeeze between layers, which with a dynamic length would split the
+        # graph into one XNNPACK partition per convolution.
+        mel = mel[:, None]  # [B, 1, T, n_mels]
         mask = None
         if lengths is not None:
             lengths = tf.cast(lengths, tf.int32)
-            mask = _length_mask(lengths, tf.shape(mel)[1], mel.dtype)  # [B, T, 1]
+            mask = _length_mask(lengths, tf.shape(mel)[2], mel.dtype)[:, None]  # [B, 1, T, 1]
             mel = mel * mask
-        x = _masked(self.conv_pre(mel, training=training), mask)  # [B, T, C0]
+        x = _masked(self.conv_pre(mel, training=training), mask)  # [B, 1, T, C0]
         for i, up in enumerate(self.ups):
             x = tf.nn.leaky_relu(x, LRELU_SLOPE)
-            x = up(x, training=training)  # [B, T * u_0..u_i, C_i]
+            x = up(x, training=training)  # [B, 1, T * u_0..u_i, C_i]
             if mask is not None:
                 lengths = lengths * self.upsample_rates[i]
-                mask = _length_mask(lengths, tf.shape(x)[1], x.dtype)  # [B, T', 1]
+                mask = _length_mask(lengths, tf.shape(x)[2], x.dtype)[:, None]  # [B, 1, T', 1]
                 x = x * mask
             blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
             xs = blocks[0](x, valid=mask, training=training)
@@ -561,10 +579,10 @@ class HiFiGANGenerator(keras.Model):
                 xs = xs + block(x, valid=mask, training=training)
             x = xs / float(self.num_kernels)
         x = tf.nn.leaky_relu(x, 0.01)  # torch's default slope, as the official code
-        x = self.conv_post(x, training=training)  # [B, T * hop, 1]
+        x = self.conv_post(x, training=training)  # [B, 1, T * hop, 1]
         x = tf.tanh(x)
         x = _masked(x, mask)
-        return tf.squeeze(x, axis=-1)  # [B, T * hop]
+        return x[:, 0, :, 0]  # [B, T * hop]
 
     def fold_weight_norm(self) -> HiFiGANGenerator:
         """Returns a plain-kernel copy (``weight_norm=False``) computing the same function."""
