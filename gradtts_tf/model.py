@@ -218,12 +218,9 @@ class GradTTS(keras.Model):
         # Encode text: prior means and log-durations.
         mu_x, logw, x_mask = self._encode(x, x_lengths, spk_emb, training)
         y_mask = sequence_mask(y_lengths, tf.shape(y)[1])[:, :, None]  # [B, T_y, 1]
-        attn_mask = y_mask * tf.transpose(x_mask, [0, 2, 1])  # [B, T_y, T_x]
 
-        # Align text and mel with MAS on the Gaussian log-likelihood (no gradient),
-        # frame-major: MAS walks frames, and this layout spares it a transpose.
-        log_prior = self._log_prior(tf.stop_gradient(mu_x), y)  # [B, T_y, T_x]
-        attn = tf.stop_gradient(maximum_path_frame_major(log_prior, attn_mask))  # [B, T_y, T_x]
+        # Align text and mel with MAS on the Gaussian log-likelihood (no gradient).
+        attn = self._align(mu_x, x_mask, y, y_mask)  # [B, T_y, T_x]
 
         # Duration loss against the log of the aligned frame counts.
         durations = tf.reduce_sum(attn, 1)[:, :, None]  # [B, T_x, 1]
@@ -251,6 +248,15 @@ class GradTTS(keras.Model):
             "prior_loss": prior_loss,
             "diff_loss": diff_loss,
         }
+
+    def _align(self, mu_x, x_mask, y, y_mask):
+        """MAS alignment of mel frames to tokens, frame-major ``[B, T_y, T_x]`` (no gradient).
+
+        Frame-major because MAS walks frames: this layout spares it a transpose.
+        """
+        attn_mask = y_mask * tf.transpose(x_mask, [0, 2, 1])  # [B, T_y, T_x]
+        log_prior = self._log_prior(tf.stop_gradient(mu_x), y)  # [B, T_y, T_x]
+        return tf.stop_gradient(maximum_path_frame_major(log_prior, attn_mask))
 
     def _log_prior(self, mu_x, y):
         """Log N(y_j; mu_i, I) for every mel/text pair: ``[B, T_y, T_x]``, float32."""

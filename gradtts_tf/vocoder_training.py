@@ -313,7 +313,7 @@ def make_fine_tune_mels(
     from gradtts_tf.audio import mel_from_config
     from gradtts_tf.config import load_config
     from gradtts_tf.model import GradTTS
-    from gradtts_tf.ops import fix_len_compatibility, maximum_path_frame_major
+    from gradtts_tf.ops import fix_len_compatibility
 
     run = Path(gradtts_dir)
     config = load_config(run / "config.yaml")
@@ -335,8 +335,7 @@ def make_fine_tune_mels(
         spk = tf.constant([e["speaker"]], tf.int32) if model.n_spks > 1 else None
         mu_x, _, x_mask = model._encode(x, tf.constant([x.shape[1]]), model._speaker(spk), False)
         y_mask = tf.cast(tf.sequence_mask([t_y], t_pad), tf.float32)[:, :, None]  # [1, T_pad, 1]
-        attn_mask = y_mask * tf.transpose(x_mask, [0, 2, 1])  # [1, T_pad, T_x]
-        attn = maximum_path_frame_major(model._log_prior(mu_x, y_pad), attn_mask)  # [1, T_pad, T_x]
+        attn = model._align(mu_x, x_mask, y_pad, y_mask)  # [1, T_pad, T_x]
         mu_y = tf.matmul(attn, mu_x)  # [1, T_pad, n_mels]
         eps = rng.standard_normal(mu_y.shape).astype(np.float32)
         z = mu_y + eps / temperature
