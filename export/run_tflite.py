@@ -71,6 +71,20 @@ def model_ops(model: bytes | str | os.PathLike) -> list[str]:
     return sorted(ops)
 
 
+def size_dynamic_inputs(interpreter: Any, length: int = 8) -> None:
+    """Resizes every dynamic (``-1``) input axis of ``interpreter`` to ``length``.
+
+    8 is a length every exported graph accepts (the decoder step's U-Net needs a
+    multiple of 4: its skip connections must line up, which XNNPACK checks when it
+    allocates); for load-time checks before any real input exists.
+    """
+    for detail in interpreter.get_input_details():
+        signature = detail["shape_signature"]
+        if (signature < 0).any():
+            shape = [length if n < 0 else int(n) for n in signature]
+            interpreter.resize_tensor_input(detail["index"], shape)
+
+
 class Graph:
     """One TFLite graph with named inputs and outputs (its ``serving_default`` signature).
 

@@ -29,7 +29,13 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from export.run_tflite import GRAPH_FILES, Graph, TFLiteSynthesizer, model_ops
+from export.run_tflite import (
+    GRAPH_FILES,
+    Graph,
+    TFLiteSynthesizer,
+    model_ops,
+    size_dynamic_inputs,
+)
 from export.savedmodel import (
     INV_MEL_FILE,
     MANIFEST,
@@ -91,21 +97,13 @@ def convert_savedmodel(saved_model_dir: str | os.PathLike, variant: str = "float
 
 
 def load_seconds(path: str | os.PathLike, repeats: int = 3) -> float:
-    """Best-of-``repeats`` time to create an interpreter and allocate its tensors.
-
-    Dynamic axes are sized 8 first, a length every graph accepts (the decoder step's
-    U-Net needs multiples of 4: its skip connections must line up, which XNNPACK
-    checks when it allocates).
-    """
+    """Best-of-``repeats`` time to create an interpreter and allocate its tensors
+    (dynamic axes sized by `size_dynamic_inputs` first)."""
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         graph = Graph(path)
-        for detail in graph.interpreter.get_input_details():
-            signature = detail["shape_signature"]
-            if (signature < 0).any():
-                shape = [8 if n < 0 else int(n) for n in signature]
-                graph.interpreter.resize_tensor_input(detail["index"], shape)
+        size_dynamic_inputs(graph.interpreter)
         graph.interpreter.allocate_tensors()
         best = min(best, time.perf_counter() - start)
     return best

@@ -15,7 +15,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from export.run_tflite import Graph, TFLiteSynthesizer, griffin_lim, model_ops
+from export.run_tflite import (
+    Graph,
+    TFLiteSynthesizer,
+    griffin_lim,
+    model_ops,
+    size_dynamic_inputs,
+)
 from export.savedmodel import INV_MEL_FILE
 from export.tflite import FlexOpsError, convert_savedmodel, export_tflite
 from gradtts_tf.audio import griffin_lim as tf_griffin_lim
@@ -98,9 +104,7 @@ def test_decoder_step_runs_in_few_xnnpack_partitions(exported):
     path = out / "float32" / "decoder_step.tflite"
     assert "TILE" not in model_ops(path)
     interpreter = Interpreter(model_path=str(path), num_threads=1)
-    for detail in interpreter.get_input_details():  # 8 frames: the U-Net needs 4k
-        shape = [8 if n < 0 else int(n) for n in detail["shape_signature"]]
-        interpreter.resize_tensor_input(detail["index"], shape)
+    size_dynamic_inputs(interpreter)
     interpreter.allocate_tensors()
     kinds = [op["op_name"] for op in interpreter._get_ops_details()]  # noqa: SLF001
     assert "TRANSPOSE_CONV" not in kinds  # the upsampling is polyphase (Upsample)
@@ -120,7 +124,7 @@ def test_vocoder_runs_in_few_xnnpack_partitions(exported):
     path = out / "float32" / "vocoder.tflite"
     assert not {"TRANSPOSE_CONV", "SHAPE", "PACK"} & set(model_ops(path))
     interpreter = Interpreter(model_path=str(path), num_threads=1)
-    interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], [1, 8, 80])
+    size_dynamic_inputs(interpreter)
     interpreter.allocate_tensors()
     kinds = [op["op_name"] for op in interpreter._get_ops_details()]  # noqa: SLF001
     assert 1 <= kinds.count("DELEGATE") <= 2, kinds.count("DELEGATE")
