@@ -28,6 +28,7 @@ from gradtts_tf.layers.unet_blocks import (
     Rezero,
     SinusoidalPosEmb,
     Upsample,
+    mish,
 )
 
 REF = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "reference"
@@ -567,3 +568,25 @@ def test_group_norm_equals_keras_group_normalization():
     out = half(x)
     assert out.dtype == tf.float16
     np.testing.assert_allclose(out.numpy(), ref(x).numpy(), atol=2e-2)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_mish_value_and_recomputed_gradient(jit):
+    """``mish`` and its custom gradient equal the textbook form and its autodiff."""
+    x = tf.constant(np.concatenate([np.linspace(-30, 30, 601), [-100.0, 0.0, 50.0, 100.0]]),
+                    tf.float32)
+
+    def value_and_grad(fn):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x)
+        return y, tape.gradient(y, x)
+
+    ours = tf.function(lambda: value_and_grad(mish), jit_compile=jit)()
+    ref = value_and_grad(lambda v: v * tf.tanh(tf.math.softplus(v)))
+    for a, b in zip(ours, ref, strict=True):
+        assert np.isfinite(a.numpy()).all()
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    # Known points: mish(0) = 0, mish'(0) = tanh(log 2) = 0.6, mish(x) -> x for large x.
+    assert ours[0].numpy()[602] == 0.0 and abs(ours[1].numpy()[602] - 0.6) < 1e-6
+    assert ours[0].numpy()[-1] == 100.0 and ours[1].numpy()[-1] == pytest.approx(1.0)
