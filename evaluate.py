@@ -18,7 +18,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> None:
-    from gradtts_tf.runtime import CPU_MATH, set_cpu_math
+    from gradtts_tf.runtime import CPU_MATH, CPU_MATH_SYNTHESIS_HELP, set_cpu_math
 
     parser = argparse.ArgumentParser(
         description="WER/CER (PocketSphinx), MCD, duration ratio and RTF of a Grad-TTS voice."
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", help="write the full report here")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--cpu-math", choices=CPU_MATH, default="float32",
-                        help="precision of convolutions and matmuls on x86 CPUs")
+                        help=CPU_MATH_SYNTHESIS_HELP)
     args = parser.parse_args(argv)
     if not args.sentences and not args.references:
         parser.error("give --sentences, --references or both")
@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
         from gradtts_tf.synthesizer import Synthesizer
 
         synth = Synthesizer.from_pretrained(
-            args.checkpoint, vocoder=load_vocoder(args.vocoder, audio_config)
+            args.checkpoint, vocoder=load_vocoder(args.vocoder, audio_config),
+            decoder_dtype=args.cpu_math,
         )
     vocoders = [args.vocoder] if args.vocoders is None else [
         v.strip() for v in args.vocoders.split(",") if v.strip() and v.strip() != "none"

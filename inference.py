@@ -37,7 +37,7 @@ def _plot_mel(path: Path, mel, title: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gradtts_tf.runtime import CPU_MATH
+    from gradtts_tf.runtime import CPU_MATH, CPU_MATH_SYNTHESIS_HELP
     from gradtts_tf.text.segment import DEFAULT_MAX_TOKENS, DEFAULT_SENTENCE_PAUSE
 
     p = argparse.ArgumentParser(
@@ -72,8 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sentence-pause", type=float, default=DEFAULT_SENTENCE_PAUSE,
                    help="seconds of silence between sentences")
     p.add_argument("--cpu-math", choices=CPU_MATH, default="float32",
-                   help="precision of convolutions and matmuls on x86 CPUs; bfloat16 "
-                        "(float32 accumulation) is faster on AMX / AVX512-BF16 CPUs")
+                   help=CPU_MATH_SYNTHESIS_HELP)
     p.add_argument("--save-mel", action="store_true", help="also write NNNN.npy [frames, n_mels]")
     p.add_argument("--plot", action="store_true", help="also write NNNN.png of the mel")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -112,7 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     from gradtts_tf.synthesizer import Synthesizer, Timings
 
     try:
-        synth = Synthesizer.from_pretrained(args.checkpoint, vocoder=args.vocoder)
+        synth = Synthesizer.from_pretrained(args.checkpoint, vocoder=args.vocoder,
+                                            decoder_dtype=args.cpu_math)
         synth.check_speaker(args.speaker)
     except (OSError, ValueError) as e:
         parser.error(str(e))

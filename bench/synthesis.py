@@ -13,7 +13,9 @@ steps and batch size. Contenders, each in its own process with the same thread c
 * ``keras-bf16`` / ``peer-bf16``: the same with float32 convolutions and matmuls
   computed from bfloat16 inputs (float32 accumulation) by oneDNN: ours through
   ``gradtts_tf.runtime.set_cpu_math("bfloat16")``, torch's through
-  ``torch.backends.mkldnn.{conv,matmul}.fp32_precision = "bf16"``.
+  ``torch.backends.mkldnn.{conv,matmul}.fp32_precision = "bf16"``; ours also runs the
+  U-Net's activations in bfloat16 (``GradTTS.with_decoder_dtype``), as
+  ``inference.py --cpu-math bfloat16`` does.
 
 All contenders carry the *same weights*: a randomly initialised peer model (official
 default sizes, ``configs/ljspeech.yaml``) is saved as a ``.pt`` state dict and loaded
@@ -194,6 +196,8 @@ class KerasContender:
         self.tf = tf
         work = Path(args.workdir)
         self.model, self.config = load_checkpoint(work / "ours")
+        if args.worker == "keras-bf16":
+            self.model = self.model.with_decoder_dtype("mixed_bfloat16")
         self.args = args
         self._fns: dict[tuple[int, float], Any] = {}
         self.hop = self.config.audio.hop_length

@@ -65,7 +65,9 @@ class GradTTS(keras.Model):
     plus ``out_size`` (training crop in frames, ``None`` for no crop), ``grad_clip``
     (global-norm clip applied to encoder and decoder gradients separately, as the
     official trainer), ``spk_cond_encoder`` (condition the text encoder on the
-    speaker; the official code does not) and ``seed``.
+    speaker; the official code does not), ``seed`` and ``decoder_dtype`` (a dtype
+    policy name for the diffusion decoder alone, e.g. ``"mixed_bfloat16"`` for fast
+    CPU synthesis, see `with_decoder_dtype`; ``None``: the global policy).
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class GradTTS(keras.Model):
         grad_clip: float = 1.0,
         spk_cond_encoder: bool = False,
         seed: int | None = None,
+        decoder_dtype: str | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -113,6 +116,7 @@ class GradTTS(keras.Model):
         self.grad_clip = grad_clip
         self.spk_cond_encoder = spk_cond_encoder
         self.seed = seed
+        self.decoder_dtype = decoder_dtype
 
         if n_spks > 1:
             self.spk_emb = keras.layers.Embedding(n_spks, spk_emb_dim, name="spk_emb")
@@ -125,7 +129,7 @@ class GradTTS(keras.Model):
         self.decoder = Diffusion(
             n_feats, dec_dim, n_spks=n_spks, spk_emb_dim=spk_emb_dim,
             beta_min=beta_min, beta_max=beta_max, pe_scale=pe_scale,
-            seed=None if seed is None else seed + 1, name="decoder",
+            seed=None if seed is None else seed + 1, dtype=decoder_dtype, name="decoder",
         )
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
         self.trackers = {
@@ -168,10 +172,25 @@ class GradTTS(keras.Model):
                     "filter_channels_dp", "n_heads", "n_enc_layers", "enc_kernel",
                     "enc_dropout", "window_size", "n_feats", "dec_dim", "beta_min",
                     "beta_max", "pe_scale", "out_size", "grad_clip", "spk_cond_encoder", "seed",
+                    "decoder_dtype",
                 )
             }
         )
         return config
+
+    def with_decoder_dtype(self, policy: str) -> GradTTS:
+        """A copy of this model (same weights) whose diffusion decoder computes in ``policy``.
+
+        ``"mixed_bfloat16"`` keeps float32 weights and the float32 ODE state but runs the
+        U-Net's convolutions and activations in bfloat16: with the weights frozen in
+        (`gradtts_tf.runtime.freeze`, as `Synthesizer` runs it) a full-size U-Net call at
+        batch 1 takes about 0.7x the time of ``--cpu-math bfloat16`` on AMX CPUs
+        (BENCHMARKS.md). The text encoder and durations stay as they are. The weights
+        are copied now: later changes to this model are not seen by the copy.
+        """
+        twin = GradTTS.from_config({**self.get_config(), "decoder_dtype": policy})
+        twin.set_weights(self.get_weights())
+        return twin
 
     @property
     def metrics(self):

@@ -18,6 +18,12 @@ from pathlib import Path
 from typing import Any
 
 CPU_MATH = ("float32", "bfloat16")
+# The synthesis tools' --cpu-math help: the mode also picks `Synthesizer`'s decoder_dtype.
+CPU_MATH_SYNTHESIS_HELP = (
+    "float32 (exact) or bfloat16: convolutions and matmuls from bfloat16 inputs with "
+    "float32 accumulation, and the diffusion U-Net's activations in bfloat16; faster on "
+    "AMX / AVX512-BF16 CPUs"
+)
 _ONEDNN_ENV = "ONEDNN_DEFAULT_FPMATH_MODE"
 _ENV_VALUE = {"float32": "STRICT", "bfloat16": "BF16"}
 

@@ -1,6 +1,7 @@
 """inference.py end to end on the converted official small model (Griffin-Lim)."""
 
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -99,6 +100,21 @@ def test_inference_cli_writes_wavs_and_skips_bad_lines(ckpt, tmp_path, capsys):
     audio, sr = sf.read(tmp_path / "alone" / "0001.wav", dtype="float32")
     assert sr == 22050 and len(audio) == alone.shape[0] * 256
     assert np.all(np.isfinite(audio)) and np.sqrt(np.mean(audio**2)) > 1e-4
+
+
+def test_inference_cli_cpu_math_bfloat16_runs_the_unet_in_bfloat16(ckpt, tmp_path):
+    common = ["--checkpoint", str(ckpt), "--text", LINES[3], "--steps", "3", "--seed", "1",
+              "--save-mel", "--no-progress"]
+    inference.main([*common, "--out", str(tmp_path / "f32")])
+    with warnings.catch_warnings():
+        # oneDNN's math mode is fixed once TensorFlow ran (this process): only the
+        # bfloat16 U-Net applies here, and set_cpu_math warns about the rest.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        inference.main([*common, "--out", str(tmp_path / "bf16"), "--cpu-math", "bfloat16"])
+    exact, fast = (np.load(tmp_path / d / "0001.npy") for d in ("f32", "bf16"))
+    assert exact.shape == fast.shape
+    err = np.abs(exact - fast)
+    assert 0 < err.mean() < 0.01 * np.abs(exact).mean()
 
 
 def test_inference_cli_rejects_bad_input(ckpt, tmp_path, capsys):

@@ -297,3 +297,26 @@ def test_voice_inference_settings_are_the_defaults(synth, monkeypatch):
                                       length_scale=1.0, seed=2)
     np.testing.assert_array_equal(by_default.mel, explicit.mel)
     assert by_default.mel.shape[0] < official.mel.shape[0]  # length scale 0.8
+
+
+def test_bfloat16_decoder_is_close_to_float32_and_keeps_the_durations(tmp_path):
+    folder = _convert(tmp_path / "ckpt")
+    exact = Synthesizer.from_pretrained(folder, vocoder=_FakeVocoder())
+    fast = Synthesizer.from_pretrained(folder, vocoder=_FakeVocoder(), decoder_dtype="bfloat16")
+    assert fast.model is not exact.model and fast.decoder_dtype == "bfloat16"
+    assert fast.model.decoder.estimator.compute_dtype == "bfloat16"
+    assert fast.model.encoder.compute_dtype == "float32"
+    for a, b in zip(exact.model.weights, fast.model.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    (a,), _ = exact.synthesize([TEXTS[1]], n_timesteps=4, seed=5)
+    (b,), _ = fast.synthesize([TEXTS[1]], n_timesteps=4, seed=5)
+    assert a.mel.shape == b.mel.shape  # the encoder and durations stay float32
+    err, scale = np.abs(a.mel - b.mel), np.abs(a.mel)
+    # bfloat16 keeps ~3 significant digits per activation: measured 0.47 % of the mean
+    # and 0.72 % of the largest value here (oneDNN's bfloat16 math alone: 0.29 / 0.38 %).
+    assert 0 < err.mean() < 0.01 * scale.mean() and err.max() < 0.02 * scale.max()
+    with pytest.raises(ValueError, match="needs freeze=True"):
+        Synthesizer(exact.model, exact.config, vocoder=_FakeVocoder(), freeze=False,
+                    decoder_dtype="bfloat16")
+    with pytest.raises(ValueError, match="decoder_dtype: expected one of float32, bfloat16"):
+        Synthesizer(exact.model, exact.config, vocoder=_FakeVocoder(), decoder_dtype="half")
