@@ -127,7 +127,8 @@ def _fit_steps(model, batch, steps):
     return model.fit(ds, epochs=1, verbose=0)
 
 
-@pytest.mark.parametrize("n_spks", [1, 3])
+# Each takes ~26 s on 2 cores: the multi-speaker case runs with the slow tests (in CI).
+@pytest.mark.parametrize("n_spks", [1, pytest.param(3, marks=pytest.mark.slow)])
 def test_every_weight_trains_and_twin_is_untouched(n_spks):
     trained, twin = _tiny(n_spks=n_spks, spk_emb_dim=8), _tiny(n_spks=n_spks, spk_emb_dim=8)
     twin.set_weights(trained.get_weights())
@@ -174,6 +175,7 @@ def test_weights_h5_round_trip(tmp_path):
     np.testing.assert_array_equal(out_a["model_outputs"], out_b["model_outputs"])
 
 
+@pytest.mark.slow  # ~30 s on 2 cores
 def test_mixed_precision_training_runs():
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
