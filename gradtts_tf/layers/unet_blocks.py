@@ -40,20 +40,23 @@ def _mish_recomputed(x):
         r, e, n = _mish_factor(x)
         return upstream * (r + x * (2.0 * (1.0 + r) / (n + 2.0)) * (e / (1.0 + e)))
 
-    # The textbook form: TensorFlow's graph optimiser fuses Softplus -> Tanh -> Mul into
-    # one oneDNN kernel on x86 CPUs (nothing else reads the intermediates, thanks to the
-    # custom gradient): a frozen full-size U-Net call at batch 1 takes 0.86-0.91x the
-    # time of the one-exp form of `_mish_factor` (BENCHMARKS.md), training is unchanged.
-    return x * ops.tanh(ops.softplus(x)), grad
+    if keras.backend.standardize_dtype(x.dtype) == "bfloat16":
+        # TensorFlow's bfloat16 elementwise kernels convert each operand: three ops
+        # (the textbook form) beat the seven of `_mish_factor`. A bfloat16 decoder's
+        # 10-step synthesis took 0.70x the time (BENCHMARKS.md).
+        return x * ops.tanh(ops.softplus(x)), grad
+    return x * _mish_factor(x)[0], grad
 
 
 def mish(x):
     """Mish activation ``x * tanh(softplus(x))`` (elementwise, any shape).
 
-    The backward pass recomputes ``tanh(softplus(x))`` as ``n / (n + 2)`` with
-    ``n = e^x (e^x + 2)`` (one ``exp``, within 1e-6 relative of the textbook form) and
-    keeps only ``x``: the textbook form's autodiff keeps three tensors per call.
-    float16 has no custom gradient (``e^20`` overflows it in ``_mish_factor``).
+    In float32, TensorFlow's ``Softplus`` kernel is slow on CPU (12 % of a U-Net call
+    inside the synthesis loop); here ``tanh(softplus(x))`` is ``n / (n + 2)`` with
+    ``n = e^x (e^x + 2)``: within 1e-6 relative of the textbook form, and a 10-step
+    synthesis takes 0.92x the time. The backward pass recomputes the factor from ``x``
+    and keeps only ``x`` (the textbook form's autodiff keeps three tensors per call).
+    float16 keeps the textbook form without custom gradient (``e^20`` overflows it).
     """
     if keras.backend.standardize_dtype(x.dtype) == "float16":
         return x * ops.tanh(ops.softplus(x))
