@@ -93,12 +93,14 @@ def worker_ours(args: argparse.Namespace, xla: bool) -> dict[str, Any]:
 
     threads = apply_framework_threads(args.threads, tf=tf)
     from gradtts_tf.model import GradTTS
+    from gradtts_tf.optimizers import FusedAdam
 
     config = _load_config(args.config, args.batch)
     keras.utils.set_random_seed(args.seed)
     model = GradTTS.from_config_tree(config)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=config.train.learning_rate),
+        # The optimizer train.py uses (gradtts_tf.training.build_model).
+        optimizer=FusedAdam(learning_rate=config.train.learning_rate),
         jit_compile=xla,
     )
     with np.load(args.inputs) as data:

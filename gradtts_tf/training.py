@@ -39,6 +39,7 @@ import tensorflow as tf
 from gradtts_tf import callbacks as cb
 from gradtts_tf.config import Config, TrainConfig, load_config
 from gradtts_tf.model import GradTTS
+from gradtts_tf.optimizers import FusedAdam
 from gradtts_tf.runtime import set_cpu_math
 
 LEGACY_BACKUP = Path("backup") / "latest.weights.h5"
@@ -155,7 +156,8 @@ def build_model(
 ) -> GradTTS:
     """Builds and compiles `GradTTS` for training, with its optimizer state created.
 
-    Adam at the official settings (torch defaults: betas 0.9/0.999, eps 1e-8) and
+    Adam (`FusedAdam`: Keras' Adam with an in-place update kernel) at the official
+    settings (torch defaults: betas 0.9/0.999, eps 1e-8) and
     ``train.learning_rate`` with the configured schedule; EMA of the weights when
     ``train.ema_decay > 0`` (Keras' ``use_ema``); gradient accumulation and dynamic
     loss scaling (``mixed_float16``) by `GradTTS.configure_training`. Built in
@@ -165,7 +167,7 @@ def build_model(
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope, dtype_policy(t.precision):
         model = GradTTS.from_config_tree(config)
-        optimizer = keras.optimizers.Adam(
+        optimizer = FusedAdam(
             learning_rate=learning_rate(t), beta_1=t.adam_beta1, beta_2=t.adam_beta2,
             epsilon=t.adam_epsilon, use_ema=t.ema_decay > 0,
             ema_momentum=t.ema_decay if t.ema_decay > 0 else 0.99,
