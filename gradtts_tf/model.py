@@ -184,7 +184,7 @@ class GradTTS(keras.Model):
         ``"mixed_bfloat16"`` keeps float32 weights and the float32 ODE state but runs the
         U-Net's convolutions and activations in bfloat16: with the weights frozen in
         (`gradtts_tf.runtime.freeze`, as `Synthesizer` runs it) a full-size U-Net call at
-        batch 1 takes about 0.7x the time of ``--cpu-math bfloat16`` on AMX CPUs
+        batch 1 takes about 0.63x the time of ``--cpu-math bfloat16`` alone on AMX CPUs
         (BENCHMARKS.md). The text encoder and durations stay as they are. The weights
         are copied now: later changes to this model are not seen by the copy.
         """
