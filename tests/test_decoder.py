@@ -575,18 +575,31 @@ def test_mish_value_and_recomputed_gradient(jit):
     """``mish`` and its custom gradient equal the textbook form and its autodiff."""
     x = tf.constant(np.concatenate([np.linspace(-30, 30, 601), [-100.0, 0.0, 50.0, 100.0]]),
                     tf.float32)
+    _check_mish(x, jit, rtol=1e-5, atol=1e-6)
 
-    def value_and_grad(fn):
+
+def test_mish_bfloat16_value_and_gradient():
+    """The bfloat16 form (textbook forward, recomputed gradient) to bfloat16 precision."""
+    x = tf.constant(np.concatenate([np.linspace(-30, 30, 601), [-100.0, 0.0, 50.0, 100.0]]),
+                    tf.bfloat16)
+    _check_mish(x, False, rtol=2e-2, atol=2e-2)
+
+
+def _check_mish(x, jit, rtol, atol):
+    def value_and_grad(fn, v):
         with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = fn(x)
-        return y, tape.gradient(y, x)
+            tape.watch(v)
+            y = fn(v)
+        return y, tape.gradient(y, v)
 
-    ours = tf.function(lambda: value_and_grad(mish), jit_compile=jit)()
-    ref = value_and_grad(lambda v: v * tf.tanh(tf.math.softplus(v)))
+    ours = tf.function(lambda: value_and_grad(mish, x), jit_compile=jit)()
+    # The reference: the textbook form's autodiff in float32, on the same (rounded) x.
+    ref = value_and_grad(lambda v: v * tf.tanh(tf.math.softplus(v)), tf.cast(x, tf.float32))
     for a, b in zip(ours, ref, strict=True):
-        assert np.isfinite(a.numpy()).all()
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+        a = tf.cast(a, tf.float32).numpy()
+        assert np.isfinite(a).all()
+        np.testing.assert_allclose(a, b.numpy(), rtol=rtol, atol=atol)
     # Known points: mish(0) = 0, mish'(0) = tanh(log 2) = 0.6, mish(x) -> x for large x.
-    assert ours[0].numpy()[602] == 0.0 and abs(ours[1].numpy()[602] - 0.6) < 1e-6
-    assert ours[0].numpy()[-1] == 100.0 and ours[1].numpy()[-1] == pytest.approx(1.0)
+    value, grad = (tf.cast(t, tf.float32).numpy() for t in ours)
+    assert value[602] == 0.0 and abs(grad[602] - 0.6) < max(atol, 1e-6)
+    assert value[-1] == 100.0 and grad[-1] == pytest.approx(1.0)
