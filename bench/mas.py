@@ -7,13 +7,20 @@ Contenders, all on the same ``value``/``mask`` arrays and the same thread count:
 * ``tf-frames``: ``maximum_path_frame_major`` on the same arrays stored frame-major
   (``[B, T_y, T_x]``, transposed before timing): what the training step calls, since
   it computes its log-likelihoods in that layout;
+* ``tf-frames-in-graph``: ``tf-frames`` called ``--in-graph-calls`` times in sequence
+  (control dependencies, a separate slice of a stacked input each) inside one
+  graph-mode ``tf.function``, timed per call: as the training step runs it, without
+  the ~0.15 ms of Python-to-TensorFlow dispatch that every eager call pays;
 * ``cython``: ``monotonic_alignment_search.maximum_path_cython`` on torch tensors, the
   wrapper Glow-TTS and Grad-TTS call in training (mask sums, float32 copy, kernel);
 * ``cython-kernel``: the bare Cython kernel ``maximum_path_c`` on numpy arrays (only the
   copy it needs, because it works in place);
 * ``numpy``: ``monotonic_alignment_search.maximum_path_numpy`` (Glow-TTS's numpy MAS).
 
-Every path is compared with the Cython one (the reference). Usage (full run)::
+TensorFlow contenders are timed until their call returns the result tensor (on CPU
+the call returns once the result is computed); converting it to numpy, a copy the
+training step never makes, happens outside the timing, for the check. Every path is
+compared with the Cython one (the reference). Usage (full run)::
 
     python -m bench.mas --json bench/results/mas.json
 
@@ -34,13 +41,16 @@ from bench.common import (
     machine_info,
     measure,
     print_header,
+    summarize,
     write_json,
 )
 
 DEFAULT_SIZES = ("16x64x256", "16x128x512", "16x256x1024", "1x128x512")
-IMPLS = ("tf-graph", "tf-xla", "tf-frames", "cython", "cython-kernel", "numpy")
+IMPLS = (
+    "tf-graph", "tf-xla", "tf-frames", "tf-frames-in-graph", "cython", "cython-kernel", "numpy"
+)
 # Contenders whose output is frame-major ([B, T_y, T_x]).
-FRAME_MAJOR = ("tf-frames",)
+FRAME_MAJOR = ("tf-frames", "tf-frames-in-graph")
 REFERENCE = "cython"
 
 
@@ -74,8 +84,12 @@ def make_inputs(batch: int, t_x: int, t_y: int, ragged: bool, seed: int):
     return value, mask
 
 
-def build_impls(impls: list[str], value, mask) -> dict[str, Any]:
-    """One zero-argument callable per implementation, returning a numpy path."""
+def build_impls(impls: list[str], value, mask, in_graph_calls: int = 10) -> dict[str, Any]:
+    """One zero-argument callable per implementation, returning its path.
+
+    The path is a numpy array, a torch tensor or a TensorFlow tensor (`to_numpy`
+    converts it); for ``tf-frames-in-graph``, a list of ``in_graph_calls`` tensors.
+    """
     import numpy as np
 
     fns: dict[str, Any] = {}
@@ -87,23 +101,35 @@ def build_impls(impls: list[str], value, mask) -> dict[str, Any]:
         v_tf, m_tf = tf.constant(value), tf.constant(mask)
         graph = tf.function(maximum_path)
         xla = tf.function(maximum_path, jit_compile=True)
-        fns["tf-graph"] = lambda: graph(v_tf, m_tf).numpy()
-        fns["tf-xla"] = lambda: xla(v_tf, m_tf).numpy()
-    if "tf-frames" in impls:
+        fns["tf-graph"] = lambda: graph(v_tf, m_tf)
+        fns["tf-xla"] = lambda: xla(v_tf, m_tf)
+    if {"tf-frames", "tf-frames-in-graph"} & set(impls):
         import tensorflow as tf
 
         from gradtts_tf.ops import maximum_path_frame_major
 
         v_fm = tf.constant(np.ascontiguousarray(value.transpose(0, 2, 1)))  # [B, T_y, T_x]
         m_fm = tf.constant(np.ascontiguousarray(mask.transpose(0, 2, 1)))  # [B, T_y, T_x]
-        fns["tf-frames"] = lambda: maximum_path_frame_major(v_fm, m_fm).numpy()
+        fns["tf-frames"] = lambda: maximum_path_frame_major(v_fm, m_fm)
+        # One slice per call, so that no two calls share an input (nothing to merge).
+        v_stack = tf.stack([v_fm] * in_graph_calls)  # [N, B, T_y, T_x]
+
+        @tf.function
+        def in_graph(v_stack, m_fm):
+            paths = []
+            for i in range(in_graph_calls):
+                with tf.control_dependencies(paths[-1:]):  # one call after the other
+                    paths.append(maximum_path_frame_major(v_stack[i], m_fm))
+            return paths
+
+        fns["tf-frames-in-graph"] = lambda: in_graph(v_stack, m_fm)
     if {"cython", "numpy"} & set(impls):
         import torch
         from monotonic_alignment_search import maximum_path_cython, maximum_path_numpy
 
         v_t, m_t = torch.from_numpy(value), torch.from_numpy(mask)
-        fns["cython"] = lambda: maximum_path_cython(v_t, m_t).numpy()
-        fns["numpy"] = lambda: maximum_path_numpy(v_t, m_t).numpy()
+        fns["cython"] = lambda: maximum_path_cython(v_t, m_t)
+        fns["numpy"] = lambda: maximum_path_numpy(v_t, m_t)
     if "cython-kernel" in impls:
         from monotonic_alignment_search.core import maximum_path_c
 
@@ -120,6 +146,15 @@ def build_impls(impls: list[str], value, mask) -> dict[str, Any]:
     return {name: fns[name] for name in impls}
 
 
+def to_numpy(path) -> Any:
+    """A contender's path as a float32 numpy array (the first one of a list)."""
+    import numpy as np
+
+    if isinstance(path, list):
+        path = path[0]
+    return np.asarray(path.numpy() if hasattr(path, "numpy") else path, np.float32)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -131,6 +166,10 @@ def main(argv: list[str] | None = None) -> None:
         "--ragged", action="store_true", help="varied item lengths instead of full masks"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--in-graph-calls", type=int, default=10,
+        help="calls per graph of the tf-frames-in-graph contender (default 10)",
+    )
     add_common_args(parser, reps=10, warmup=2)
     args = parser.parse_args(argv)
 
@@ -152,17 +191,23 @@ def main(argv: list[str] | None = None) -> None:
         size = f"{batch}x{t_x}x{t_y}"
         print(f"size B x T_x x T_y = {size}", flush=True)
         value, mask = make_inputs(batch, t_x, t_y, args.ragged, args.seed)
-        fns = build_impls(impls, value, mask)
-        reference = fns[REFERENCE]().astype(np.float32)
+        fns = build_impls(impls, value, mask, args.in_graph_calls)
+        reference = to_numpy(fns[REFERENCE]())
         results = {}
         for name, fn in fns.items():
             start = time.perf_counter()
-            path = fn().astype(np.float32)
+            out = fn()
             first = time.perf_counter() - start  # tracing/XLA compilation included
-            if name in FRAME_MAJOR:
-                path = path.transpose(0, 2, 1)  # [B, T_x, T_y]
-            differs = np.any(path != reference, axis=(1, 2))  # [B]
+            outs = out if isinstance(out, list) else [out]
+            differs = np.zeros(batch, bool)
+            for path in outs:
+                path = to_numpy(path)
+                if name in FRAME_MAJOR:
+                    path = path.transpose(0, 2, 1)  # [B, T_x, T_y]
+                differs |= np.any(path != reference, axis=(1, 2))  # [B]
             stats = measure(fn, args.warmup, args.reps, label=name)
+            if len(outs) > 1:  # several calls per run: time per call
+                stats = summarize([t / len(outs) for t in stats["times_s"]])
             stats["first_s"] = first if name != REFERENCE else stats["first_s"]
             results[name] = {
                 **stats,
@@ -200,6 +245,7 @@ def main(argv: list[str] | None = None) -> None:
             "machine": info,
             "settings": {
                 "sizes": [list(s) for s in args.sizes], "ragged": args.ragged, "seed": args.seed,
+                "in_graph_calls": args.in_graph_calls,
                 "reps": args.reps, "warmup": args.warmup, "impls": impls,
                 "inputs": "standard normal float32 log-likelihoods, 0/1 float32 mask",
             },
