@@ -27,6 +27,15 @@ def _mish_factor(x):
     return n / (n + 2.0), e, n
 
 
+def _mish_derivative(x):
+    """d mish(x) / dx = r + x (1 - r^2) sigmoid(x), with ``r = tanh(softplus(x))``.
+
+    ``1 - r^2 = (1 - r)(1 + r) = 2 (1 + r) / (n + 2)``, exact near ``r = 1``.
+    """
+    r, e, n = _mish_factor(x)
+    return r + x * (2.0 * (1.0 + r) / (n + 2.0)) * (e / (1.0 + e))
+
+
 @ops.custom_gradient
 def _mish_recomputed(x):
     """Mish whose gradient keeps only ``x`` for the backward pass."""
@@ -35,10 +44,7 @@ def _mish_recomputed(x):
         upstream = args[0] if upstream is None else upstream
         # Recomputed from x (cheap) rather than kept: a training step holds one tensor
         # per Mish instead of four (autodiff of this form) or three (the textbook form).
-        # d/dx = r + x (1 - r^2) sigmoid(x), with
-        # 1 - r^2 = (1 - r)(1 + r) = 2 (1 + r) / (n + 2), exact near r = 1.
-        r, e, n = _mish_factor(x)
-        return upstream * (r + x * (2.0 * (1.0 + r) / (n + 2.0)) * (e / (1.0 + e)))
+        return upstream * _mish_derivative(x)
 
     if keras.backend.standardize_dtype(x.dtype) == "bfloat16":
         # TensorFlow's bfloat16 elementwise kernels convert each operand: three ops
@@ -68,16 +74,76 @@ def _conv_shape(channels: int) -> tuple:
     return (None, None, None, channels)
 
 
-@keras.saving.register_keras_serializable(package="gradtts_tf")
-class Mish(keras.layers.Layer):
-    """Mish activation layer (official ``Mish``): ``x * tanh(softplus(x))``."""
+def _group_mean(channel_mean, groups: int):
+    """``[B, C]`` per-channel means -> ``[B, 1, 1, C]``, each channel its group's mean."""
+    channels = channel_mean.shape[-1]
+    per_group = channels // groups
+    # Static reshapes and broadcasts only (no repeat/tile, no None-indexing): the
+    # TFLite graph then stays in one XNNPACK partition around each GroupNorm.
+    spread = ops.ones((1, 1, per_group), "float32")
+    g = ops.reshape(channel_mean, (-1, groups, per_group))  # [B, G, C/G]
+    g = ops.mean(g, axis=-1, keepdims=True) * spread  # [B, G, C/G]
+    return ops.reshape(g, (-1, 1, 1, channels))  # [B, 1, 1, C]
 
-    def call(self, x):
-        """Applies Mish elementwise to ``x`` of any shape."""
-        return mish(x)
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
+def _group_statistics(x, groups: int, epsilon: float):
+    """Group mean and ``1 / sqrt(variance + epsilon)`` of float32 ``[B, T, F, C]``.
+
+    Two passes, as `keras.layers.GroupNormalization`; returns two ``[B, 1, 1, C]``.
+    """
+    mean = _group_mean(ops.mean(x, axis=(1, 2)), groups)  # [B, 1, 1, C]
+    variance = _group_mean(ops.mean(ops.square(x - mean), axis=(1, 2)), groups)
+    return mean, ops.rsqrt(variance + epsilon)
+
+
+def group_norm_mish(x, gamma, beta, groups: int, epsilon: float):
+    """``mish(GroupNorm(x))`` whose backward pass keeps only ``x``.
+
+    Autodiff of the two would keep three full-size tensors per call (``x``,
+    ``x - mean`` and the normalised output); here the backward pass recomputes the
+    normalised output and Mish's derivative from ``x`` and the ``[B, 1, 1, C]``
+    statistics, in float32. The forward values are exactly those of `GroupNorm` then
+    `mish` in ``x``'s dtype. The U-Net's 25 ``Block``s each call it: a batch-4 training
+    step of the full-size model peaks about 110 MiB lower (BENCHMARKS.md, section 3).
+
+    Args:
+        x: ``[B, T, F, C]``.
+        gamma: ``[C]`` scale.
+        beta: ``[C]`` offset.
+        groups: Groups (divides ``C``).
+        epsilon: Added to the variance.
+
+    Returns:
+        ``[B, T, F, C]`` in ``x``'s dtype.
+    """
+    dtype = x.dtype
+
+    @ops.custom_gradient
+    def forward(x, gamma, beta):
+        xf = ops.cast(x, "float32")
+        mean, inv_std = _group_statistics(xf, groups, epsilon)  # [B, 1, 1, C] each
+        scale = inv_std * gamma
+        shift = beta - mean * scale
+
+        def grad(*args, upstream=None):
+            upstream = args[0] if upstream is None else upstream
+            xf = ops.cast(x, "float32")
+            dy = ops.cast(upstream, "float32") * _mish_derivative(xf * scale + shift)
+            x_hat = (xf - mean) * inv_std
+            d_hat = dy * gamma
+            # GroupNorm's input gradient: every position of a group shares its statistics.
+            d_mean = _group_mean(ops.mean(d_hat, axis=(1, 2)), groups)
+            d_corr = _group_mean(ops.mean(d_hat * x_hat, axis=(1, 2)), groups)
+            dx = inv_std * (d_hat - d_mean - x_hat * d_corr)
+            return (
+                ops.cast(dx, dtype),
+                ops.sum(dy * x_hat, axis=(0, 1, 2)),
+                ops.sum(dy, axis=(0, 1, 2)),
+            )
+
+        return mish(ops.cast(xf * scale + shift, dtype)), grad
+
+    return forward(x, ops.cast(gamma, "float32"), ops.cast(beta, "float32"))
 
 
 @keras.saving.register_keras_serializable(package="gradtts_tf")
@@ -94,25 +160,20 @@ class GroupNorm(keras.layers.GroupNormalization):
     def call(self, inputs):
         """Normalises ``[B, T, F, C]`` per item and group; returns the same shape."""
         x = ops.cast(inputs, "float32")
-        channels = x.shape[-1]
-        per_group = channels // self.groups
-        # Static reshapes and broadcasts only (no repeat/tile, no None-indexing): the
-        # TFLite graph then stays in one XNNPACK partition around each GroupNorm.
-        spread = ops.ones((1, 1, per_group), "float32")
-
-        def group_mean(channel_mean):  # [B, C] -> [B, 1, 1, C], each group's mean
-            g = ops.reshape(channel_mean, (-1, self.groups, per_group))  # [B, G, C/G]
-            g = ops.mean(g, axis=-1, keepdims=True) * spread  # [B, G, C/G]
-            return ops.reshape(g, (-1, 1, 1, channels))  # [B, 1, 1, C]
-
-        mean = group_mean(ops.mean(x, axis=(1, 2)))  # [B, 1, 1, C]
-        variance = group_mean(ops.mean(ops.square(x - mean), axis=(1, 2)))  # [B, 1, 1, C]
-        scale = ops.rsqrt(variance + self.epsilon)
+        mean, scale = _group_statistics(x, self.groups, self.epsilon)  # [B, 1, 1, C] each
         if self.scale:
             scale = scale * ops.cast(self.gamma, "float32")
         shift = mean * scale
         shift = ops.cast(self.beta, "float32") - shift if self.center else -shift
         return ops.cast(x * scale + shift, self.compute_dtype)
+
+    def call_mish(self, inputs):
+        """``mish(self(inputs))`` through `group_norm_mish` (lighter backward pass)."""
+        if not (self.scale and self.center):
+            raise ValueError(f"{self.name}: call_mish needs scale=True and center=True")
+        return group_norm_mish(
+            ops.cast(inputs, self.compute_dtype), self.gamma, self.beta, self.groups, self.epsilon
+        )
 
 
 @keras.saving.register_keras_serializable(package="gradtts_tf")
@@ -138,12 +199,10 @@ class Block(keras.layers.Layer):
         )
         # torch.nn.GroupNorm's default eps.
         self.norm = GroupNorm(groups=groups, epsilon=1e-5, name="norm", dtype=self.dtype_policy)
-        self.mish = Mish(name="mish", dtype=self.dtype_policy)
 
     def build(self, input_shape=None):
         self.conv.build(_conv_shape(self.dim))
         self.norm.build(_conv_shape(self.dim_out))
-        self.mish.build(_conv_shape(self.dim_out))
 
     def call(self, x, mask):
         """Applies the block.
@@ -156,7 +215,7 @@ class Block(keras.layers.Layer):
             ``[B, T, F, dim_out]``, zero on padded frames.
         """
         mask = ops.cast(mask, x.dtype)
-        return self.mish(self.norm(self.conv(x * mask))) * mask
+        return self.norm.call_mish(self.conv(x * mask)) * mask
 
     def compute_output_shape(self, input_shape, mask_shape=None):
         return (*input_shape[:-1], self.dim_out)
@@ -360,9 +419,20 @@ class Rezero(keras.layers.Layer):
         self.g = self.add_weight(shape=(1,), initializer="zeros", name="g")
 
     def call(self, x):
-        """Returns ``fn(x) * g``, same shape as ``fn(x)``."""
-        y = self.fn(x)
-        return y * ops.cast(self.g, y.dtype)
+        """Returns ``fn(x) * g``, same shape as ``fn(x)``.
+
+        The backward pass recomputes ``fn(x) * g`` from ``x`` instead of keeping its
+        intermediate tensors: the U-Net's linear attention makes several full-size
+        copies (``q``, ``k``, ``v``, their transposes, the softmax); recomputing it
+        lowers a batch-4 training step's peak by about 270 MiB for a few percent of
+        the step's time (BENCHMARKS.md, section 3). Values and gradients are unchanged.
+        """
+
+        def gated(x):
+            y = self.fn(x)
+            return y * ops.cast(self.g, y.dtype)
+
+        return tf.recompute_grad(gated)(x)
 
     def compute_output_shape(self, input_shape):
         return self.fn.compute_output_shape(input_shape)
