@@ -28,6 +28,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gradtts_tf.runtime import release_free_memory
+
 logger = logging.getLogger(__name__)
 
 CKPT_PATTERN = re.compile(r"^ckpt-(\d+)$")
@@ -80,6 +82,27 @@ class StepCounter(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.progress.epoch = epoch + 1
         self.progress.in_epoch = 0
+
+
+class ReleaseTracingMemory(keras.callbacks.Callback):
+    """`gradtts_tf.runtime.release_free_memory` after the first training step and the
+    first validation: the memory freed after tracing their graphs goes back to the system.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.pending = {"train", "test"}
+
+    def _release(self, phase: str) -> None:
+        if phase in self.pending:
+            self.pending.discard(phase)
+            release_free_memory()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._release("train")
+
+    def on_test_end(self, logs=None):
+        self._release("test")
 
 
 class FinishEpoch(keras.callbacks.Callback):

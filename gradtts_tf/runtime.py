@@ -37,6 +37,35 @@ def cpu_has_bf16(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
+def release_free_memory() -> bool:
+    """Collects Python garbage and hands the C heap's free pages back to the system.
+
+    Tracing and optimising a training step's graph allocates several hundred MiB of
+    short-lived objects; once freed, glibc keeps most of their pages in its heaps,
+    scattered between live blocks, so the process's resident memory stays that much
+    higher for the whole run. ``malloc_trim`` returns those pages (about 160 MiB after
+    the first step of the full-size model at batch 4, BENCHMARKS.md section 3). The
+    trainer calls this once after the first training step and after the first
+    validation (`gradtts_tf.callbacks.ReleaseTracingMemory`).
+
+    Returns:
+        True if glibc's ``malloc_trim`` ran and released memory; False if it released
+        nothing or the C library has no ``malloc_trim`` (not glibc).
+    """
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        malloc_trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return False
+    malloc_trim.argtypes = [ctypes.c_size_t]
+    return bool(malloc_trim(0))
+
+
 def _tensorflow_started() -> bool:
     """Best effort: True once TensorFlow's eager context exists (ops may have run)."""
     import sys

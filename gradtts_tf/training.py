@@ -601,7 +601,7 @@ def train(
                               out / "nonfinite.log" if chief else None)
     train_logger = cb.TrainLogger(out / "logs", progress, t.log_every_steps, chief=chief,
                                   progress_file=out / "progress.json")
-    callbacks = [cb.StepCounter(progress), guard, train_logger]
+    callbacks = [cb.StepCounter(progress), guard, train_logger, cb.ReleaseTracingMemory()]
     if t.ema_decay > 0:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=False))
     if t.log_images_every and val_entries:

@@ -1,16 +1,18 @@
-"""`gradtts_tf.runtime`: oneDNN's precision of convolutions and matmuls on CPU."""
+"""`gradtts_tf.runtime`: oneDNN's precision of convolutions and matmuls on CPU; memory release."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from gradtts_tf import callbacks
 from gradtts_tf.config import ConfigError, load_config
-from gradtts_tf.runtime import cpu_has_bf16, set_cpu_math
+from gradtts_tf.runtime import cpu_has_bf16, release_free_memory, set_cpu_math
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,3 +113,33 @@ def test_freeze_matches_the_live_graph_and_keeps_the_weights_it_read():
     layer.kernel.assign(layer.kernel * 0.0)
     np.testing.assert_allclose(frozen(x, n)["y"].numpy(), live, rtol=1e-6, atol=1e-6)
     assert not np.allclose(fn(tf.constant(x), tf.constant(n))["y"].numpy(), live)
+
+
+def _rss_mib() -> float:
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc_trim")
+def test_release_free_memory_hands_back_freed_heap_pages():
+    """Blocks freed between live ones stay resident until `release_free_memory`."""
+    blocks = [b"\x01" * 16384 for _ in range(10000)]  # 156 MiB of heap blocks, touched
+    survivors = blocks[::16]  # keep every 16th: the freed ones are not at the heap's top
+    del blocks
+    before = _rss_mib()
+    assert release_free_memory()
+    after = _rss_mib()
+    assert before - after > 100, (before, after)
+    assert len(survivors) == 625
+
+
+def test_release_tracing_memory_runs_once_per_phase(monkeypatch):
+    calls = []
+    monkeypatch.setattr(callbacks, "release_free_memory", lambda: calls.append(1))
+    callback = callbacks.ReleaseTracingMemory()
+    for batch in range(3):
+        callback.on_train_batch_end(batch)
+    assert len(calls) == 1
+    callback.on_test_end()
+    callback.on_test_end()
+    assert len(calls) == 2
