@@ -103,8 +103,8 @@ def group_norm_mish(x, gamma, beta, groups: int, epsilon: float):
     ``x - mean`` and the normalised output); here the backward pass recomputes the
     normalised output and Mish's derivative from ``x`` and the ``[B, 1, 1, C]``
     statistics, in float32. The forward values are exactly those of `GroupNorm` then
-    `mish` in ``x``'s dtype. The U-Net's 25 ``Block``s each call it: a batch-4 training
-    step of the full-size model peaks about 110 MiB lower (BENCHMARKS.md, section 3).
+    `mish` in ``x``'s dtype. The U-Net's 25 ``Block``s each call it: the tensors of a
+    full-size batch-4 training step peak 107 MiB lower (BENCHMARKS.md, section 3).
 
     Args:
         x: ``[B, T, F, C]``.
@@ -424,8 +424,9 @@ class Rezero(keras.layers.Layer):
         The backward pass recomputes ``fn(x) * g`` from ``x`` instead of keeping its
         intermediate tensors: the U-Net's linear attention makes several full-size
         copies (``q``, ``k``, ``v``, their transposes, the softmax); recomputing it
-        lowers a batch-4 training step's peak by about 270 MiB for a few percent of
-        the step's time (BENCHMARKS.md, section 3). Values and gradients are unchanged.
+        lowers a full-size batch-4 training step's peak resident memory by about
+        270 MiB for 1-2 % of the step's time (BENCHMARKS.md, section 3). Values and
+        gradients are unchanged.
         """
 
         def gated(x):
