@@ -161,6 +161,23 @@ def test_fit_under_xla():
     assert all(changed)
 
 
+def test_training_step_is_traced_once_without_configure_training():
+    """compile() + fit(): the optimizer is built before the step is traced, so the step
+    is traced once and no variable initialiser functions are left behind."""
+    from tensorflow.python.eager import context
+
+    model = _tiny(out_size=16)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+    assert not model.optimizer.built
+    before = set(context.context().list_function_names())
+    _fit_steps(model, _batch(), 2)
+    assert model.optimizer.built
+    new = set(context.context().list_function_names()) - before
+    steps = [n for n in new if "one_step_on" in n]
+    assert len(steps) == 1, steps
+    assert not [n for n in new if "momentum_cond" in n or "velocity_cond" in n]
+
+
 def test_weights_h5_round_trip(tmp_path):
     model = _tiny()
     path = tmp_path / "m.weights.h5"
