@@ -104,7 +104,7 @@ def worker_ours(args: argparse.Namespace, xla: bool) -> dict[str, Any]:
     keras.utils.set_random_seed(args.seed)
     # As train.py builds it: FusedAdam with its slots created before the first step
     # (created inside the traced step instead, they make TensorFlow trace it twice and
-    # keep an initialiser function per slot: ~270 MiB more resident memory).
+    # keep an initialiser function per slot: ~300 MiB more resident memory).
     model = build_model(config, jit_compile=xla)
     with np.load(args.inputs) as data:
         batch = {k: tf.constant(data[k]) for k in data.files}

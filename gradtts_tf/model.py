@@ -356,7 +356,7 @@ class GradTTS(keras.Model):
             # Now, not when the step is traced: Keras otherwise builds the optimizer
             # there (without a strategy), and variables created while tracing make
             # TensorFlow trace the step twice and keep an initialiser function per
-            # slot: ~400 MiB more resident memory for the full-size model.
+            # slot: ~300 MiB more resident memory for the full-size model.
             with self.distribute_strategy.scope():
                 self.optimizer.build(self.trainable_variables)
         if self.built and self.optimizer is not None and self.optimizer.built:
