@@ -172,6 +172,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     add_common_args(parser, reps=10, warmup=2)
     args = parser.parse_args(argv)
+    if args.in_graph_calls < 1:
+        parser.error(f"--in-graph-calls must be >= 1, got {args.in_graph_calls}")
 
     configure_threads(args.threads)
     import numpy as np

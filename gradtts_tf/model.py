@@ -352,14 +352,14 @@ class GradTTS(keras.Model):
         # Keras pulls a batch to build the model under a distribution strategy (and
         # fails to reduce dict batches under MultiWorkerMirroredStrategy); there is
         # nothing to build once the model and its optimizer are.
-        if self.built and self.optimizer is not None and not self.optimizer.built:
-            # Now, not when the step is traced: Keras otherwise builds the optimizer
-            # there (without a strategy), and variables created while tracing make
-            # TensorFlow trace the step twice and keep an initialiser function per
-            # slot: ~300 MiB more resident memory for the full-size model.
-            with self.distribute_strategy.scope():
-                self.optimizer.build(self.trainable_variables)
-        if self.built and self.optimizer is not None and self.optimizer.built:
+        if self.built and self.optimizer is not None:
+            if not self.optimizer.built:
+                # Now, not when the step is traced: Keras otherwise builds the optimizer
+                # there (without a strategy), and variables created while tracing make
+                # TensorFlow trace the step twice and keep an initialiser function per
+                # slot: ~300 MiB more resident memory for the full-size model.
+                with self.distribute_strategy.scope():
+                    self.optimizer.build(self.trainable_variables)
             return
         super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 

@@ -129,8 +129,8 @@ def test_release_free_memory_hands_back_freed_heap_pages():
     before = _rss_mib()
     assert release_free_memory()
     after = _rss_mib()
+    del survivors  # alive until here: they pin the freed blocks between them
     assert before - after > 100, (before, after)
-    assert len(survivors) == 625
 
 
 def test_release_tracing_memory_runs_once_per_phase(monkeypatch):
