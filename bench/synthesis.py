@@ -6,9 +6,11 @@ steps and batch size. Contenders, each in its own process with the same thread c
 
 * ``keras``: ``GradTTS.synthesise`` traced once per step count with the weights frozen
   in (`gradtts_tf.runtime.freeze`, as `gradtts_tf.Synthesizer` runs it);
-* ``tflite-float32`` / ``tflite-float16``: the graphs of ``python -m export.tflite``
-  run by ``export/run_tflite.py``'s ``TFLiteSynthesizer`` (encoder, host loop over the
-  decoder step, vocoder). Its graphs take one utterance, so a batch of 8 is 8 calls;
+* ``tflite-float32`` / ``tflite-float16`` / ``tflite-int8``: the graphs of
+  ``python -m export.tflite`` (``--int8``: dynamic-range int8 weights, which LiteRT's
+  XNNPACK runs with int8 arithmetic) run by ``export/run_tflite.py``'s
+  ``TFLiteSynthesizer`` (encoder, host loop over the decoder step, vocoder). Its graphs
+  take one utterance, so a batch of 8 is 8 calls;
 * ``peer``: ``grad_tts.GradTTS.forward`` (the official synthesis, PyTorch);
 * ``keras-bf16`` / ``peer-bf16``: the same with float32 convolutions and matmuls
   computed from bfloat16 inputs (float32 accumulation) by oneDNN: ours through
@@ -56,7 +58,10 @@ from bench.common import (
     write_json,
 )
 
-CONTENDERS = ("keras", "keras-bf16", "tflite-float32", "tflite-float16", "peer", "peer-bf16")
+CONTENDERS = (
+    "keras", "keras-bf16", "tflite-float32", "tflite-float16", "tflite-int8", "peer", "peer-bf16",
+)
+DEFAULT_CONTENDERS = tuple(c for c in CONTENDERS if c != "tflite-int8")
 DEFAULT_CONFIG = ROOT / "configs" / "ljspeech.yaml"
 VOCODERS = ("hifigan", "griffin-lim", "none")
 # Eight sentences of everyday length (about 80-190 ids with blanks); batch 1 uses the first.
@@ -412,7 +417,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", nargs="+", type=int, default=[4, 10, 50])
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
-    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
+    parser.add_argument(
+        "--contenders", nargs="+", choices=CONTENDERS, default=list(DEFAULT_CONTENDERS),
+        help="default: all but tflite-int8 (a precision trade, opt-in like keras-bf16)",
+    )
     parser.add_argument("--vocoder", choices=VOCODERS, default="hifigan")
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="model config")
     parser.add_argument("--temperature", type=float, default=1.5)
@@ -526,6 +534,8 @@ def _drive(args: argparse.Namespace, work: Path, notes: list[str]):
             export_args = ["--checkpoint", str(work / "ours"), "--out", args.tflite_dir]
             if args.vocoder == "hifigan":
                 export_args += ["--vocoder", str(work / "hifigan")]
+            if "tflite-int8" in tflite:
+                export_args.append("--int8")
             print("exporting TFLite graphs (python -m export.tflite)", flush=True)
             if not _run_module("export.tflite", export_args, "TFLite export"):
                 notes.append("TFLite export failed: tflite contenders skipped")
@@ -582,7 +592,7 @@ def _drive(args: argparse.Namespace, work: Path, notes: list[str]):
             if peer and peer["mel_frames"] != r["mel_frames"]:
                 notes.append(
                     f"{contender} batch {r['batch']}: mel frames {r['mel_frames']} differ from "
-                    f"the peer's {peer['mel_frames']}: unequal work"
+                    f"the peer's {peer['mel_frames']}: unequal work (its *_vs_peer compare RTFs)"
                 )
             row = {
                 "batch": r["batch"], "steps": r["steps"], "contender": contender,
@@ -595,7 +605,10 @@ def _drive(args: argparse.Namespace, work: Path, notes: list[str]):
                 row[f"{phase}_s"] = s["median_s"]
                 row[f"rtf_{phase}"] = s["median_s"] / r["audio_s"]
                 if peer and phase in peer["stats"]:
-                    row[f"{phase}_vs_peer"] = s["median_s"] / peer["stats"][phase]["median_s"]
+                    # Time per second of audio: the same as the time ratio when the mel
+                    # lengths are equal, and fair when they are not (int8 durations).
+                    peer_rtf = peer["stats"][phase]["median_s"] / peer["audio_s"]
+                    row[f"{phase}_vs_peer"] = row[f"rtf_{phase}"] / peer_rtf
             rows.append(row)
     rows.sort(key=lambda r: (r["batch"], r["steps"], r["contender"]))
     return rows, raw, notes, checks
