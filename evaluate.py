@@ -9,6 +9,11 @@ through each vocoder (the ceilings). ``--json FILE`` writes everything. See
 Held-out sentences of the demo dataset, as split during training::
 
     python evaluate.py --checkpoint runs/demo_voice --references data/demo --split val
+
+An exported TFLite folder (one precision), run by LiteRT as an app runs it::
+
+    python evaluate.py --tflite exported/int8 --config models/demo/config.yaml \
+        --references data/demo --split val
 """
 
 from __future__ import annotations
@@ -23,9 +28,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description="WER/CER (PocketSphinx), MCD, duration ratio and RTF of a Grad-TTS voice."
     )
-    parser.add_argument(
+    voice = parser.add_mutually_exclusive_group()
+    voice.add_argument(
         "--checkpoint", help="run folder (config.yaml + model.weights.h5); "
-        "without it only the reference ceilings are measured",
+        "without it (or --tflite) only the reference ceilings are measured",
+    )
+    voice.add_argument(
+        "--tflite", metavar="DIR", help="a precision folder written by 'python -m "
+        "export.tflite' (e.g. OUT/int8), run by LiteRT as an app runs it, with its own "
+        "vocoder graph (Griffin-Lim if it has none); --vocoder then sets the ceilings only",
     )
     parser.add_argument(
         "--sentences", help="text file, one sentence a line ('#' comments; 'id|text|...' "
@@ -60,6 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--cpu-math", choices=CPU_MATH, default="float32",
                         help=CPU_MATH_SYNTHESIS_HELP)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="LiteRT interpreter threads (--tflite; default: LiteRT's)")
     args = parser.parse_args(argv)
     if not args.sentences and not args.references:
         parser.error("give --sentences, --references or both")
@@ -69,6 +82,16 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--temperature and --length-scale must be > 0")
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be >= 1")
+    if args.tflite:
+        if args.cpu_math != "float32":
+            parser.error("--cpu-math applies to TensorFlow; --tflite runs in LiteRT")
+        if args.split != "all" and not args.config:
+            parser.error(f"--split {args.split} with --tflite needs --config: the training "
+                         "config that defined the split (data.n_val, data.split_seed)")
+    elif args.threads is not None:
+        parser.error("--threads applies to --tflite only")
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be >= 1")
 
     set_cpu_math(args.cpu_math)  # before any layer runs
     # Imported after argument parsing so --help is instant.
@@ -81,8 +104,19 @@ def main(argv: list[str] | None = None) -> None:
         if not config_file.is_file():
             parser.error(f"{config_file} not found: --checkpoint takes a run folder")
         config = load_config(config_file)
+    tflite = None
+    if args.tflite:
+        from export.run_tflite import EvaluationAdapter, TFLiteSynthesizer
+
+        try:
+            tflite = TFLiteSynthesizer(args.tflite, num_threads=args.threads)
+        except FileNotFoundError as err:
+            parser.error(str(err))
     split_config = load_config(args.config) if args.config else config
-    audio_config = config.audio if config is not None else AudioConfig()
+    if tflite is not None:
+        audio_config = AudioConfig(**tflite.audio)  # the settings the export was made with
+    else:
+        audio_config = config.audio if config is not None else AudioConfig()
 
     references = []
     if args.references:
@@ -94,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.limit:
         sentences = sentences[: args.limit]
 
-    synth = None
+    synth = EvaluationAdapter(tflite) if tflite is not None else None
     if args.checkpoint:
         from gradtts_tf.synthesizer import Synthesizer
 
@@ -112,7 +146,11 @@ def main(argv: list[str] | None = None) -> None:
         progress=not args.quiet,
     )
     report.settings.update({
-        "checkpoint": args.checkpoint, "vocoder": args.vocoder, "references": args.references,
+        "checkpoint": args.checkpoint, "tflite": args.tflite,
+        "vocoder": args.vocoder if tflite is None else (
+            "griffin-lim" if tflite.vocoder is None else "vocoder.tflite"
+        ),
+        "references": args.references,
         "split": args.split, "sentences": args.sentences,
     })
     print(report.table("model" if synth is not None else "recordings"))

@@ -346,6 +346,22 @@ class TFLiteSynthesizer:
             )
         return np.clip(audio, -1.0, 1.0).astype(np.float32)
 
+    def synthesis_settings(
+        self,
+        steps: int | None = None,
+        temperature: float | None = None,
+        length_scale: float | None = None,
+    ) -> tuple[int, float, float]:
+        """Fills each ``None`` with the voice's setting (``sampling`` in
+        ``model_info.json``; 10 / 1.5 / 1.0 when absent)."""
+        voice = {"steps": 10, "temperature": 1.5, "length_scale": 1.0,
+                 **self.info.get("sampling", {})}
+        return (
+            int(voice["steps"] if steps is None else steps),
+            float(voice["temperature"] if temperature is None else temperature),
+            float(voice["length_scale"] if length_scale is None else length_scale),
+        )
+
     def tts(
         self,
         text: str,
@@ -358,13 +374,11 @@ class TFLiteSynthesizer:
         """Text -> audio; returns ``(audio [samples], timings in seconds + rtf)``.
 
         ``steps``, ``temperature`` and ``length_scale`` default to the voice's settings
-        (``sampling`` in ``model_info.json``; 10 / 1.5 / 1.0 when absent).
+        (`synthesis_settings`).
         """
-        voice = {"steps": 10, "temperature": 1.5, "length_scale": 1.0,
-                 **self.info.get("sampling", {})}
-        steps = int(voice["steps"] if steps is None else steps)
-        temperature = float(voice["temperature"] if temperature is None else temperature)
-        length_scale = float(voice["length_scale"] if length_scale is None else length_scale)
+        steps, temperature, length_scale = self.synthesis_settings(
+            steps, temperature, length_scale
+        )
         times = {}
         start = time.perf_counter()
         ids = self.text_to_ids(text)
@@ -383,6 +397,37 @@ class TFLiteSynthesizer:
         times["rtf"] = times["total"] / max(times["audio"], 1e-9)
         times["steps"] = steps
         return audio, times
+
+
+class EvaluationAdapter:
+    """A `TFLiteSynthesizer` behind the interface `gradtts_tf.evaluation.evaluate` calls
+    (``tts(text, n_timesteps=, ...) -> (audio, sample_rate)``), so an exported folder is
+    scored exactly as a Keras checkpoint is (``evaluate.py --tflite DIR``)."""
+
+    def __init__(self, synthesizer: TFLiteSynthesizer):
+        self.synthesizer = synthesizer
+
+    def synthesis_settings(
+        self, n_timesteps: int | None, temperature: float | None, length_scale: float | None
+    ) -> tuple[int, float, float]:
+        """The voice's settings where an argument is ``None``."""
+        return self.synthesizer.synthesis_settings(n_timesteps, temperature, length_scale)
+
+    def tts(
+        self,
+        text: str,
+        n_timesteps: int | None = None,
+        temperature: float | None = None,
+        length_scale: float | None = None,
+        seed: int | None = None,
+        speaker: int | None = None,
+    ) -> tuple[np.ndarray, int]:
+        """Text -> (float32 audio ``[samples]`` in [-1, 1], sample rate)."""
+        audio, _ = self.synthesizer.tts(
+            text, steps=n_timesteps, temperature=temperature, length_scale=length_scale,
+            seed=seed, speaker=speaker,
+        )
+        return audio, self.synthesizer.sample_rate
 
 
 def main(argv: list[str] | None = None) -> None:

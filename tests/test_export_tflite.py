@@ -311,6 +311,71 @@ def test_runner_defaults_are_the_voices_sampling_settings(exported, monkeypatch)
     assert times["steps"] == 2 and a.shape[0] < c.shape[0]
 
 
+def test_evaluate_cli_scores_an_exported_folder(exported, demo_corpus, tmp_path):
+    import evaluate
+    from gradtts_tf.audio import load_audio
+    from gradtts_tf.config import AudioConfig
+    from gradtts_tf.evaluation import load_references, mel_cepstral_distortion
+
+    _, _, out, _ = exported
+    ref = load_references(demo_corpus)[0]
+    texts = [ref.text, "No recording of this."]
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_text("\n".join(texts) + "\n")
+    report = tmp_path / "eval.json"
+    evaluate.main([
+        "--tflite", str(out / "float32"), "--sentences", str(sentences),
+        "--references", str(demo_corpus), "--steps", "2", "--seed", "4", "--threads", "1",
+        "--vocoders", "none", "--no-recordings", "--json", str(report), "--quiet",
+    ])
+    data = json.loads(report.read_text())
+    assert set(data["systems"]) == {"model"}
+    settings = data["settings"]
+    assert settings["tflite"] == str(out / "float32") and settings["vocoder"] == "vocoder.tflite"
+    # Unset settings are the voice's own (model_info.json's sampling).
+    assert (settings["n_timesteps"], settings["temperature"], settings["length_scale"]) == (
+        2, 1.5, 1.0)
+    scored = data["systems"]["model"]["sentences"]
+    assert [s["reference_id"] for s in scored] == [ref.uid, None]
+    # What was scored is the runner's audio for the same text, settings and seed.
+    tts = TFLiteSynthesizer(out / "float32", num_threads=1)
+    audio = [tts.tts(t, steps=2, seed=4)[0] for t in texts]
+    for s, a in zip(scored, audio, strict=True):
+        assert s["duration"] == pytest.approx(a.shape[0] / tts.sample_rate)
+    reference = load_audio(ref.audio_path, tts.sample_rate)
+    expected = mel_cepstral_distortion(audio[0], reference, AudioConfig(**tts.audio))
+    assert scored[0]["mcd"] == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--checkpoint", "run"], "not allowed with argument"),
+        (["--cpu-math", "bfloat16"], "--cpu-math applies to TensorFlow"),
+        (["--split", "val", "--references", "corpus"], "needs --config"),
+        (["--threads", "0"], "--threads must be >= 1"),
+    ],
+)
+def test_evaluate_cli_rejects_bad_tflite_arguments(exported, extra, message, capsys):
+    import evaluate
+
+    _, _, out, _ = exported
+    with pytest.raises(SystemExit):
+        evaluate.main(["--tflite", str(out / "float32"), "--sentences", "s.txt", *extra])
+    assert message in capsys.readouterr().err
+
+
+def test_evaluate_cli_tflite_folder_errors(tmp_path, capsys):
+    import evaluate
+
+    with pytest.raises(SystemExit):
+        evaluate.main(["--tflite", str(tmp_path), "--sentences", "s.txt"])
+    assert "model_info.json not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        evaluate.main(["--threads", "2", "--sentences", "s.txt"])
+    assert "--threads applies to --tflite only" in capsys.readouterr().err
+
+
 def test_inverse_mel_basis_file(exported):
     _, _, out, _ = exported
     info = json.loads((out / "float32" / "model_info.json").read_text())
