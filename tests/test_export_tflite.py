@@ -23,7 +23,7 @@ from export.run_tflite import (
     size_dynamic_inputs,
 )
 from export.savedmodel import INV_MEL_FILE
-from export.tflite import FlexOpsError, convert_savedmodel, export_tflite
+from export.tflite import FlexOpsError, convert_savedmodel, export_tflite, measure
 from gradtts_tf.audio import griffin_lim as tf_griffin_lim
 from gradtts_tf.audio import inverse_mel_basis, mel_spectrogram
 from gradtts_tf.config import Config
@@ -213,6 +213,28 @@ def test_end_to_end_mel_float16(exported):
     print(f"float16 mel, 4 steps: rel err {err:.2e}")
     # float16 weights: measured ~2e-3 on this model (and 1.1e-3 on the demo voice).
     assert err < 1e-2
+
+
+def test_measure_compares_each_precision_and_its_decoder_alone(exported, monkeypatch):
+    model, _, out, _ = exported
+    quality = measure(model, out, ("float32", "float16"), TEXTS[1], steps=2)
+    for variant, bound in (("float32", 1e-4), ("float16", 1e-2)):
+        q = quality[variant]
+        assert q["mel_rel"] < bound and q["decoder_mel_rel"] < bound, (variant, q)
+        assert q["rtf_mel"] > 0 and q["audio_s"] > 0
+    # Durations that differ (as int8 weights can make them): the full mels are not
+    # comparable, the decoder alone on the Keras alignment still is.
+    encode = TFLiteSynthesizer.encode
+
+    def one_frame_shorter(self, *args, **kwargs):
+        enc = encode(self, *args, **kwargs)
+        return {**enc, "y_lengths": enc["y_lengths"] - 1}
+
+    monkeypatch.setattr(TFLiteSynthesizer, "encode", one_frame_shorter)
+    q = measure(model, out, ("float32",), TEXTS[1], steps=2)["float32"]
+    frames, keras_frames = q["length_mismatch"]
+    assert "mel_rel" not in q and frames == keras_frames - 1
+    assert q["decoder_mel_rel"] < 1e-4
 
 
 def test_end_to_end_audio_hifigan(exported):
