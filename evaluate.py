@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gradtts_tf.cli import add_sampling_arguments, check_sampling_arguments
+
 
 def main(argv: list[str] | None = None) -> None:
     from gradtts_tf.runtime import CPU_MATH, CPU_MATH_SYNTHESIS_HELP, set_cpu_math
@@ -59,11 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         "(reference mel -> vocoder -> ASR); default: --vocoder; 'none' to skip",
     )
     parser.add_argument("--no-recordings", action="store_true", help="skip the recordings row")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="reverse-diffusion steps (default: the voice's inference "
-                             "settings in its config.yaml; 10 / 1.5 / 1.0 unless set)")
-    parser.add_argument("--temperature", type=float, default=None)
-    parser.add_argument("--length-scale", type=float, default=None)
+    add_sampling_arguments(parser)
     parser.add_argument("--speaker", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None, help="first N sentences only")
@@ -76,10 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.sentences and not args.references:
         parser.error("give --sentences, --references or both")
-    if args.steps is not None and args.steps < 1:
-        parser.error("--steps must be >= 1")
-    if any(v is not None and v <= 0 for v in (args.temperature, args.length_scale)):
-        parser.error("--temperature and --length-scale must be > 0")
+    check_sampling_arguments(parser, args)
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be >= 1")
     if args.tflite:

@@ -15,6 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from gradtts_tf.cli import add_sampling_arguments, check_sampling_arguments
+
 LINES_PER_ROUND = 256  # lines synthesised (and held in memory) at a time
 
 
@@ -53,12 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out", help="output folder")
     p.add_argument("--vocoder", default="griffin-lim",
                    help="'griffin-lim' or a HiFi-GAN checkpoint folder")
-    p.add_argument("--steps", type=int, default=None,
-                   help="reverse-diffusion steps (None: the voice's inference.n_timesteps)")
-    p.add_argument("--temperature", type=float, default=None,
-                   help="noise divisor (None: the voice's inference.temperature)")
-    p.add_argument("--length-scale", type=float, default=None,
-                   help="> 1 speaks slower (None: the voice's inference.length_scale)")
+    add_sampling_arguments(p)
     p.add_argument("--speaker", type=int, default=None, help="speaker id (multi-speaker)")
     p.add_argument("--stochastic", action="store_true",
                    help="stochastic reverse SDE instead of the probability-flow ODE")
@@ -82,10 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.steps is not None and args.steps < 1:
-        parser.error("--steps must be >= 1")
-    if any(v is not None and v <= 0 for v in (args.temperature, args.length_scale)):
-        parser.error("--temperature and --length-scale must be > 0")
+    check_sampling_arguments(parser, args)
     if args.batch_size < 1 or args.max_tokens < 1:
         parser.error("--batch-size and --max-tokens must be >= 1")
     if args.sentence_pause < 0:

@@ -31,6 +31,7 @@ try:
 except ImportError:  # Run from a checkout without installing the package.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from gradtts_tf.text import text_to_ids
+from gradtts_tf.cli import add_sampling_arguments, check_sampling_arguments
 
 SIGNATURE = "serving_default"
 MANIFEST = "model_info.json"
@@ -435,11 +436,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model-dir", required=True, help="folder from 'python -m export.tflite'")
     parser.add_argument("--text", required=True)
     parser.add_argument("--out", required=True, help="output .wav")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="reverse-diffusion steps (default: the voice's, model_info.json)")
-    parser.add_argument("--temperature", type=float, default=None, help="(default: the voice's)")
-    parser.add_argument("--length-scale", type=float, default=None,
-                        help="> 1: slower speech (default: the voice's)")
+    add_sampling_arguments(parser)
     parser.add_argument("--seed", type=int, default=None, help="noise seed (default: random)")
     parser.add_argument("--speaker", type=int, default=None, help="speaker id (multi-speaker)")
     parser.add_argument("--threads", type=int, default=None, help="interpreter threads")
@@ -448,6 +445,7 @@ def main(argv: list[str] | None = None) -> None:
         help="auto: the exported vocoder graph if any, else Griffin-Lim on the host",
     )
     args = parser.parse_args(argv)
+    check_sampling_arguments(parser, args)
     tts = TFLiteSynthesizer(args.model_dir, num_threads=args.threads, vocoder=args.vocoder)
     try:
         audio, times = tts.tts(

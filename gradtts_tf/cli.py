@@ -1,0 +1,33 @@
+"""Command-line arguments shared by the synthesis scripts.
+
+No TensorFlow here: ``export/run_tflite.py`` (numpy + LiteRT only) uses it too.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--steps``, ``--temperature`` and ``--length-scale``.
+
+    Each defaults to ``None``: the voice's own setting (``inference`` in a run's
+    ``config.yaml``, ``sampling`` in an export's ``model_info.json``; the official
+    10 / 1.5 / 1.0 where the voice sets none). Check them with `check_sampling_arguments`.
+    """
+    parser.add_argument("--steps", type=int, default=None,
+                        help="reverse-diffusion steps (default: the voice's; 10 if it sets none)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="noise divisor of the start sample (default: the voice's; 1.5)")
+    parser.add_argument("--length-scale", type=float, default=None,
+                        help="> 1 speaks slower (default: the voice's; 1.0)")
+
+
+def check_sampling_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exits through ``parser.error`` unless steps >= 1 and temperature, length scale > 0."""
+    if args.steps is not None and args.steps < 1:
+        parser.error(f"--steps must be >= 1, got {args.steps}")
+    for name, value in (("--temperature", args.temperature),
+                        ("--length-scale", args.length_scale)):
+        if value is not None and not value > 0:  # also rejects NaN
+            parser.error(f"{name} must be > 0, got {value}")
