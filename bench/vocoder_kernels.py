@@ -103,10 +103,11 @@ def whole_graph(gen: Any, mel: Any, args: argparse.Namespace) -> tuple[list, dic
     from export.run_tflite import Graph
     from export.savedmodel import SIGNATURE, vocoder_function
     from export.tflite import convert_savedmodel
+    from gradtts_tf.config import AudioConfig
     from gradtts_tf.vocoder import HiFiGANVocoder
 
     rows, outputs = [], {}
-    keras_voc = HiFiGANVocoder(gen, sample_rate=22050, n_mels=mel.shape[-1])
+    keras_voc = HiFiGANVocoder(gen, sample_rate=AudioConfig().sample_rate, n_mels=mel.shape[-1])
     outputs["keras"] = keras_voc(mel)[0]
     stats = measure(lambda: keras_voc(mel), args.warmup, args.reps, "keras (frozen)")
     rows.append({"graph": "vocoder", "runtime": "keras", **_ms(stats)})

@@ -5,6 +5,7 @@ One tiny Grad-TTS and a tiny HiFi-GAN generator are exported once per module
 """
 
 import json
+import shutil
 import subprocess
 import sys
 import wave
@@ -340,28 +341,34 @@ def test_evaluate_cli_scores_an_exported_folder(exported, demo_corpus, tmp_path)
     from gradtts_tf.evaluation import load_references, mel_cepstral_distortion
 
     _, _, out, _ = exported
+    # A voice whose own sampling settings differ from the official defaults.
+    voice = tmp_path / "voice"
+    shutil.copytree(out / "float32", voice)
+    info = json.loads((voice / "model_info.json").read_text())
+    info["sampling"] = {"steps": 3, "temperature": 3.0, "length_scale": 0.8}
+    (voice / "model_info.json").write_text(json.dumps(info))
     ref = load_references(demo_corpus)[0]
     texts = [ref.text, "No recording of this."]
     sentences = tmp_path / "sentences.txt"
     sentences.write_text("\n".join(texts) + "\n")
     report = tmp_path / "eval.json"
     evaluate.main([
-        "--tflite", str(out / "float32"), "--sentences", str(sentences),
+        "--tflite", str(voice), "--sentences", str(sentences),
         "--references", str(demo_corpus), "--steps", "2", "--seed", "4", "--threads", "1",
         "--vocoders", "none", "--no-recordings", "--json", str(report), "--quiet",
     ])
     data = json.loads(report.read_text())
     assert set(data["systems"]) == {"model"}
     settings = data["settings"]
-    assert settings["tflite"] == str(out / "float32") and settings["vocoder"] == "vocoder.tflite"
-    # Unset settings are the voice's own (model_info.json's sampling).
+    assert settings["tflite"] == str(voice) and settings["vocoder"] == "vocoder.tflite"
+    # Given settings win; unset ones are the voice's own (model_info.json's sampling).
     assert (settings["n_timesteps"], settings["temperature"], settings["length_scale"]) == (
-        2, 1.5, 1.0)
+        2, 3.0, 0.8)
     scored = data["systems"]["model"]["sentences"]
     assert [s["reference_id"] for s in scored] == [ref.uid, None]
     # What was scored is the runner's audio for the same text, settings and seed.
-    tts = TFLiteSynthesizer(out / "float32", num_threads=1)
-    audio = [tts.tts(t, steps=2, seed=4)[0] for t in texts]
+    tts = TFLiteSynthesizer(voice, num_threads=1)
+    audio = [tts.tts(t, steps=2, temperature=3.0, length_scale=0.8, seed=4)[0] for t in texts]
     for s, a in zip(scored, audio, strict=True):
         assert s["duration"] == pytest.approx(a.shape[0] / tts.sample_rate)
     reference = load_audio(ref.audio_path, tts.sample_rate)
