@@ -18,7 +18,7 @@ def _parse(argv):
     return args
 
 
-def test_unset_means_the_voices_setting():
+def test_unset_arguments_stay_none_for_the_voice_to_fill():
     args = _parse([])
     assert (args.steps, args.temperature, args.length_scale) == (None, None, None)
     args = _parse(["--steps", "1", "--temperature", "0.5", "--length-scale", "2"])
