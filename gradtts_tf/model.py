@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from gradtts_tf.config import Config, load_config
+from gradtts_tf.float_sums import torch_cpu_sum
 from gradtts_tf.layers.diffusion import Diffusion
 from gradtts_tf.layers.text_encoder import TextEncoder
 from gradtts_tf.ops import (
@@ -675,9 +676,9 @@ class GradTTS(keras.Model):
 
         # Durations: ceil(exp(logw)) * length_scale frames per token.
         w_ceil = tf.math.ceil(tf.exp(logw) * x_mask) * length_scale  # [B, T_x, 1]
-        # The total as a running sum (as generate_path's cumsum) rounds like the
-        # official float32 sum; reduce_sum's tree order can differ by one frame.
-        total = tf.cumsum(w_ceil[:, :, 0], axis=1)[:, -1]  # [B]
+        # The total rounds as the official torch.sum does: with a fractional
+        # length_scale, another summation order can move the length by a frame.
+        total = torch_cpu_sum(w_ceil[:, :, 0])  # [B]
         y_lengths = tf.cast(tf.maximum(total, 1.0), "int32")
         y_max_padded = fix_len_compatibility(tf.reduce_max(y_lengths))
         # expand_dims, not [:, :, None]: TFLite converts it without Flex when B is unknown.

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from gradtts_tf.float_sums import exact_cumsum
+
 # Score of impossible transitions in the official Cython MAS (a float32 there too).
 MAX_NEG_VAL = -1e9
 
@@ -79,7 +81,8 @@ def generate_path(duration: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     if duration.shape.rank == 3:
         duration = duration[:, :, 0]  # [B, T_x]
     t_y = _dim(mask, 2)
-    cum_duration = tf.cumsum(duration, axis=1)  # [B, T_x]
+    # Correctly rounded, as the official torch.cumsum (double accumulation) is.
+    cum_duration = exact_cumsum(tf.cast(duration, tf.float32))  # [B, T_x]
     frames = tf.cast(tf.range(t_y), cum_duration.dtype)  # [T_y]
     # covered[b, x, y]: frame y lies before the end of token x.
     # expand_dims, not [:, :, None]: TFLite converts it without Flex when B is unknown.

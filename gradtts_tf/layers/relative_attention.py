@@ -145,6 +145,36 @@ class RelativeMultiHeadAttention(keras.layers.Layer):
         x = tf.reshape(x, [-1, length, self.n_heads, self.k_channels])  # [B, T, H, D]
         return tf.transpose(x, [0, 2, 1, 3])  # [B, H, T, D]
 
+    def _per_head_matmul(self, x, emb, transpose_b=False):
+        """``x @ emb[h]`` for each head ``h``, without a broadcasting batch matmul.
+
+        TensorFlow's CPU batch matmul corrupts memory when it broadcasts one operand
+        over a batch of 2 or more with a single head (a crash at some lengths), so
+        shared embeddings are applied as one 2-D matmul and per-head ones as a batch
+        matmul over heads.
+
+        Args:
+            x: ``[B, H, T, K]``.
+            emb: ``[H_rel, N, K]`` if ``transpose_b`` else ``[H_rel, K, N]``, ``H_rel``
+                1 (shared) or ``H``.
+            transpose_b: Multiplies by ``emb[h]`` transposed.
+
+        Returns:
+            ``[B, H, T, N]``.
+        """
+        shape = tf.shape(x)
+        depth = x.shape[-1] if x.shape[-1] is not None else shape[3]  # K
+        out_dim = tf.shape(emb)[1 if transpose_b else 2]
+        if self.heads_share:
+            flat = tf.reshape(x, [-1, depth])  # [B * H * T, K]
+            out = tf.matmul(flat, emb[0], transpose_b=transpose_b)  # [B * H * T, N]
+            return tf.reshape(out, [shape[0], shape[1], shape[2], out_dim])  # [B, H, T, N]
+        per_head = tf.transpose(x, [1, 0, 2, 3])  # [H, B, T, K]
+        per_head = tf.reshape(per_head, [shape[1], -1, depth])  # [H, B * T, K]
+        out = tf.matmul(per_head, emb, transpose_b=transpose_b)  # [H, B * T, N]
+        out = tf.reshape(out, [shape[1], shape[0], shape[2], out_dim])  # [H, B, T, N]
+        return tf.transpose(out, [1, 0, 2, 3])  # [B, H, T, N]
+
     def call(self, x, x_mask, training=None):
         """Self-attention over the valid steps.
 
@@ -169,8 +199,7 @@ class RelativeMultiHeadAttention(keras.layers.Layer):
             rel_k = get_relative_embeddings(
                 tf.cast(self.emb_rel_k, x.dtype), length, self.window_size
             )  # [H_rel, 2T - 1, D]
-            # Broadcasts over batch (and over heads when they share the embeddings).
-            rel_logits = tf.matmul(query, rel_k[None], transpose_b=True)  # [B, H, T, 2T - 1]
+            rel_logits = self._per_head_matmul(query, rel_k, transpose_b=True)  # [B, H, T, 2T - 1]
             scores = scores + relative_to_absolute(rel_logits) * scale
         if self.proximal_bias:
             pos = tf.cast(tf.range(length), x.dtype)
@@ -188,7 +217,7 @@ class RelativeMultiHeadAttention(keras.layers.Layer):
             rel_v = get_relative_embeddings(
                 tf.cast(self.emb_rel_v, x.dtype), length, self.window_size
             )  # [H_rel, 2T - 1, D]
-            out = out + tf.matmul(absolute_to_relative(p_attn), rel_v[None])  # [B, H, T, D]
+            out = out + self._per_head_matmul(absolute_to_relative(p_attn), rel_v)  # [B, H, T, D]
         out = tf.transpose(out, [0, 2, 1, 3])  # [B, T, H, D]
         out = tf.reshape(out, [-1, length, self.channels])  # [B, T, C]
         return self.conv_o(out)
