@@ -15,13 +15,11 @@ import keras
 import tensorflow as tf
 
 from gradtts_tf.config import Config, load_config
-from gradtts_tf.float_sums import torch_cpu_sum
 from gradtts_tf.layers.diffusion import Diffusion
 from gradtts_tf.layers.text_encoder import TextEncoder
 from gradtts_tf.ops import (
     duration_loss,
-    fix_len_compatibility,
-    generate_path,
+    durations_to_path,
     maximum_path_frame_major,
     sequence_mask,
 )
@@ -674,17 +672,7 @@ class GradTTS(keras.Model):
         x_lengths = tf.cast(x_lengths, "int32")
         mu_x, logw, x_mask = self._encode(x, x_lengths, self._speaker(spk), training=False)
 
-        # Durations: ceil(exp(logw)) * length_scale frames per token.
-        w_ceil = tf.math.ceil(tf.exp(logw) * x_mask) * length_scale  # [B, T_x, 1]
-        # The total rounds as the official torch.sum does: with a fractional
-        # length_scale, another summation order can move the length by a frame.
-        total = torch_cpu_sum(w_ceil[:, :, 0])  # [B]
-        y_lengths = tf.cast(tf.maximum(total, 1.0), "int32")
-        y_max_padded = fix_len_compatibility(tf.reduce_max(y_lengths))
-        # expand_dims, not [:, :, None]: TFLite converts it without Flex when B is unknown.
-        y_mask = tf.expand_dims(sequence_mask(y_lengths, y_max_padded), -1)  # [B, T_y, 1]
-        attn_mask = x_mask * tf.transpose(y_mask, [0, 2, 1])  # [B, T_x, T_y]
-        attn = generate_path(w_ceil[:, :, 0], attn_mask)  # [B, T_x, T_y]
+        y_lengths, y_mask, attn = durations_to_path(logw, x_mask, length_scale)
         mu_y = tf.matmul(attn, mu_x, transpose_a=True)  # [B, T_y, n_feats]
         return {"mu_y": mu_y, "y_mask": y_mask, "y_lengths": y_lengths, "attn": attn}
 

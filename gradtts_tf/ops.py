@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from gradtts_tf.float_sums import exact_cumsum
+from gradtts_tf.float_sums import exact_cumsum, torch_cpu_sum
 
 # Score of impossible transitions in the official Cython MAS (a float32 there too).
 MAX_NEG_VAL = -1e9
@@ -90,6 +90,37 @@ def generate_path(duration: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     covered = tf.cast(frames[None, None, :] < ends, mask.dtype)  # [B, T_x, T_y]
     covered_before = tf.pad(covered, [[0, 0], [1, 0], [0, 0]])[:, :-1]  # [B, T_x, T_y]
     return (covered - covered_before) * mask
+
+
+def durations_to_path(
+    logw: tf.Tensor, x_mask: tf.Tensor, length_scale: float | tf.Tensor = 1.0
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Predicted log-durations to mel lengths and a hard alignment (official synthesis).
+
+    ``ceil(exp(logw)) * length_scale`` frames per token; the length is the float32 total
+    truncated (at least 1), the path covers each token's cumulative span. Both sums
+    round as the official code's do on a CPU (`torch_cpu_sum`, `exact_cumsum`): with a
+    fractional ``length_scale`` any other order can move a length or a boundary by one
+    frame.
+
+    Args:
+        logw: ``[B, T_x, 1]`` predicted log-durations.
+        x_mask: ``[B, T_x, 1]`` float text mask.
+        length_scale: Duration multiplier (scalar).
+
+    Returns:
+        ``(y_lengths [B] int32, y_mask [B, T_y, 1], attn [B, T_x, T_y])`` with ``T_y`` the
+        longest length rounded up by `fix_len_compatibility`.
+    """
+    w_ceil = tf.math.ceil(tf.exp(logw) * x_mask) * length_scale  # [B, T_x, 1]
+    total = torch_cpu_sum(w_ceil[:, :, 0])  # [B]
+    y_lengths = tf.cast(tf.maximum(total, 1.0), "int32")
+    y_max_padded = fix_len_compatibility(tf.reduce_max(y_lengths))
+    # expand_dims, not [:, :, None]: TFLite converts it without Flex when B is unknown.
+    y_mask = tf.expand_dims(sequence_mask(y_lengths, y_max_padded), -1)  # [B, T_y, 1]
+    attn_mask = x_mask * tf.transpose(y_mask, [0, 2, 1])  # [B, T_x, T_y]
+    attn = generate_path(w_ceil[:, :, 0], attn_mask)  # [B, T_x, T_y]
+    return y_lengths, y_mask, attn
 
 
 def duration_loss(logw: tf.Tensor, logw_: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
