@@ -12,11 +12,14 @@ A first pass (`prepare_corpus`) validates every utterance once: it loads the aud
 records lengths, so padded shapes are known before training and graph mode/XLA see
 static shapes. Its result (the manifest, and the mels when ``data.cache_mels``) is
 cached beside the data and reused while the corpus and settings are unchanged. Bad
-utterances are skipped with a reason naming the file and line, and summarised.
+utterances are skipped with a reason naming the file and line, and summarised; the
+summary is logged (logger ``data_function``: counts at INFO, each skipped utterance
+at WARNING).
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import hashlib
 import json
@@ -79,8 +82,8 @@ class Manifest:
             return [e for i, e in enumerate(order) if i not in val_idx]
         raise ValueError(f"unknown split '{split}': use 'train', 'val' or 'all'")
 
-    def summary(self) -> str:
-        """A human-readable account of what was found and skipped."""
+    def counts(self) -> list[str]:
+        """The summary's count lines: usable/skipped totals, resampling, reasons."""
         lines = [
             f"data: {len(self.entries)} utterances usable, {len(self.skipped)} skipped; "
             f"padded shapes: text {self.max_text_len} ids, mel {self.max_mel_len} frames"
@@ -89,11 +92,33 @@ class Manifest:
             lines.append(f"  resampled {n} files from {rate} Hz")
         for reason, n in Counter(s["reason"] for s in self.skipped).most_common():
             lines.append(f"  skipped {n} x {reason}")
-        for s in self.skipped[:20]:
-            lines.append(f"    {s['source']} ({s['uid']}): {s['detail']}")
+        return lines
+
+    @staticmethod
+    def describe_skip(item: dict) -> str:
+        """One skipped item as ``file:line (id): reason: detail``."""
+        return f"{item['source']} ({item['uid']}): {item['reason']}: {item['detail']}"
+
+    def summary(self) -> str:
+        """A human-readable account of what was found and skipped."""
+        lines = self.counts()
+        lines += [f"    {self.describe_skip(s)}" for s in self.skipped[:20]]
         if len(self.skipped) > 20:
-            lines.append(f"    ... and {len(self.skipped) - 20} more (see manifest.json)")
+            lines.append(
+                f"    ... and {len(self.skipped) - 20} more (see "
+                f"{Path(self.cache_dir) / 'manifest.json'})"
+            )
         return "\n".join(lines)
+
+    def log_summary(self, log: logging.Logger = logger) -> None:
+        """Logs the summary: the counts at INFO, then one WARNING per skipped item.
+
+        Args:
+            log: The logger to write to (default: this module's, ``data_function``).
+        """
+        log.info("%s", "\n".join(self.counts()))
+        for item in self.skipped:
+            log.warning("skipped %s", self.describe_skip(item))
 
 
 def _decode_lines(path: Path) -> list[tuple[int, str | None, str]]:
@@ -217,6 +242,10 @@ def prepare_corpus(
 ) -> Manifest:
     """Validates every utterance once, caching mels and the manifest beside the data.
 
+    The outcome is logged (logger ``data_function``), also when the manifest comes
+    from the cache: the counts (`Manifest.counts`) at INFO, and each skipped utterance
+    at WARNING, naming its file, line, reason and detail.
+
     Args:
         data_path: LJSpeech folder or filelist.
         config: `Config`, YAML path or ``None`` for defaults.
@@ -224,6 +253,10 @@ def prepare_corpus(
 
     Returns:
         The `Manifest` (loaded from cache when the corpus and settings are unchanged).
+
+    Raises:
+        FileNotFoundError: When ``data_path`` is neither an LJSpeech folder nor a file.
+        ValueError: When no utterance of the corpus is usable.
     """
     config = as_config(config)
     data_path = Path(data_path)
@@ -237,6 +270,7 @@ def prepare_corpus(
         if not config.data.cache_mels or all(
             os.path.exists(e["mel_path"]) for e in manifest.entries
         ):
+            manifest.log_summary()
             return manifest
     cache.mkdir(parents=True, exist_ok=True)
 
@@ -307,9 +341,12 @@ def prepare_corpus(
         entries.append(entry)
 
     if not entries:
+        for item in skipped:
+            logger.warning("skipped %s", Manifest.describe_skip(item))
         raise ValueError(
-            f"no usable utterance in {data_path}: {len(skipped)} skipped; first reasons: "
-            + "; ".join(f"{s['source']}: {s['detail']}" for s in skipped[:5])
+            f"no usable utterance in {data_path}: all {len(skipped)} skipped; fix or remove "
+            "the lines logged above. First reasons: "
+            + "; ".join(Manifest.describe_skip(s) for s in skipped[:5])
         )
     max_text = config.data.max_text_len or max(len(e["ids"]) for e in entries)
     max_mel = config.data.max_mel_len or max(e["n_frames"] for e in entries)
@@ -324,6 +361,7 @@ def prepare_corpus(
     tmp = manifest_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(dataclasses.asdict(manifest)))
     os.replace(tmp, manifest_file)
+    manifest.log_summary()
     return manifest
 
 
@@ -332,6 +370,85 @@ def _bucket_boundaries(lengths: list[int], n_buckets: int, max_len: int) -> list
     qs = np.quantile(np.asarray(lengths), np.linspace(0, 1, n_buckets + 1)[1:-1])
     edges = sorted({int(fix_len_compatibility(int(q))) for q in qs} | {max_len})
     return [e for e in edges if e <= max_len]
+
+
+def _bucket_sizes(n_frames: list[int], edges: list[int], max_mel_len: int) -> list[int]:
+    """How many utterances fall in each `build_dataset` length bucket of ``edges``.
+
+    Mirrors ``tf.data.Dataset.bucket_by_sequence_length`` with the boundaries
+    ``edge + 1`` that `build_dataset` uses, on mels truncated to ``max_mel_len``.
+    """
+    boundaries = [e + 1 for e in edges]
+    sizes = [0] * (len(boundaries) + 1)
+    for n in n_frames:
+        sizes[bisect.bisect_right(boundaries, min(n, max_mel_len))] += 1
+    return sizes
+
+
+def _check_full_batches(
+    entries: list[dict],
+    edges: list[int],
+    batch: int,
+    data_path: str | os.PathLike,
+    config: Config,
+    manifest: Manifest,
+) -> None:
+    """Raises if a full-batches-only "train" split would yield no batch at all.
+
+    Args:
+        entries: The split's usable entries.
+        edges: Bucket edges when ``data.bucketing`` (else empty).
+        batch: ``train.batch_size``.
+        data_path: The corpus, for the message.
+        config: The configuration, for the message.
+        manifest: The prepared corpus, for the message.
+
+    Raises:
+        ValueError: When fewer than ``batch`` utterances are usable (with bucketing:
+            in every length bucket).
+    """
+    n = len(entries)
+    n_val = len(manifest.split("val", config))
+    sources = []
+    if n_val:
+        sources.append(
+            f"lower data.n_val (now {config.data.n_val}) or data.val_fraction (now "
+            f"{config.data.val_fraction}): the 'val' split holds {n_val}"
+        )
+    if manifest.skipped:
+        sources.append(
+            f"fix the {len(manifest.skipped)} skipped utterances of the corpus (logged as "
+            "warnings by prepare_corpus)"
+        )
+    sources.append("add utterances to the corpus")
+    more = "or give the 'train' split more utterances: " + "; ".join(sources)
+    if not edges:
+        if n < batch:
+            raise ValueError(
+                f"split 'train' of {data_path} has {n} usable utterances, fewer than one "
+                f"batch of train.batch_size={batch}; the 'train' split gives full batches "
+                f"only, so it would yield no batch at all. Set train.batch_size to {n} or "
+                f"less (train.py: --set train.batch_size={n}), {more}."
+            )
+        return
+    sizes = _bucket_sizes([e["n_frames"] for e in entries], edges, manifest.max_mel_len)
+    if max(sizes) < batch:
+        raise ValueError(
+            f"split 'train' of {data_path} has {n} usable utterances in {len(sizes)} "
+            f"length buckets of {sizes} utterances, none of which fills one batch of "
+            f"train.batch_size={batch}; with data.bucketing each batch comes from one bucket "
+            f"and holds full batches only, so it would yield no batch at all. Set "
+            f"train.batch_size to {max(sizes)} or less, lower data.n_buckets (now "
+            f"{config.data.n_buckets}), set data.bucketing=false, {more}."
+        )
+    small = [size for size in sizes if 0 < size < batch]
+    if small:
+        logger.warning(
+            "split 'train' of %s: %d utterances are in length buckets holding fewer than one "
+            "batch of train.batch_size=%d (bucket sizes %s) and never reach a batch; lower "
+            "data.n_buckets or train.batch_size to use them",
+            data_path, sum(small), batch, sizes,
+        )
 
 
 def stream_order(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -359,18 +476,47 @@ def build_dataset(
             training can continue exactly where a checkpoint left off. Batches may
             span two epochs; no item is dropped.
 
+    Without ``manifest``, the corpus is prepared by `prepare_corpus`, which logs
+    what it found and skipped (logger ``data_function``); a given ``manifest`` was
+    logged when it was prepared and is not logged again.
+
     Returns:
         A dataset of dicts: ``x`` int32 ``[B, T_x]``, ``x_lengths`` int32 ``[B]``,
         ``y`` float32 ``[B, T_y, n_mels]``, ``y_lengths`` int32 ``[B]``,
         ``spk`` int32 ``[B]``. ``T_x``/``T_y`` are the corpus-wide padded maxima
         (static), or one of a few bucket lengths when ``data.bucketing``.
+
+    Raises:
+        ValueError: When the split is empty, or when it is "train" without ``start``
+            (full batches only) and holds fewer usable utterances than one batch of
+            ``train.batch_size`` (with ``data.bucketing``: no length bucket does), so
+            the dataset would yield no batch at all.
     """
     config = as_config(config)
-    manifest = manifest or prepare_corpus(data_path, config)
+    if manifest is None:
+        manifest = prepare_corpus(data_path, config)
     entries = manifest.split(split, config)
     if not entries:
-        raise ValueError(f"split '{split}' of {data_path} is empty: adjust data.n_val")
+        raise ValueError(
+            f"split '{split}' of {data_path} is empty ({len(manifest.entries)} usable "
+            f"utterances in the corpus, {len(manifest.skipped)} skipped; "
+            f"data.n_val={config.data.n_val}, data.val_fraction={config.data.val_fraction}): "
+            + (
+                "set data.n_val or data.val_fraction above 0 to hold out validation utterances"
+                if split == "val"
+                else "add usable utterances to the corpus"
+            )
+        )
     training = split == "train"
+    batch = config.train.batch_size
+    edges: list[int] = []
+    if config.data.bucketing and training:
+        edges = _bucket_boundaries(
+            [e["n_frames"] for e in entries], config.data.n_buckets, manifest.max_mel_len
+        )
+    if training and start is None:
+        # Full batches only, and no endless stream to fill them across epochs.
+        _check_full_batches(entries, edges, batch, data_path, config, manifest)
     n_mels = config.audio.n_mels
     audio_cfg = config.audio
 
@@ -430,11 +576,7 @@ def build_dataset(
         }
 
     ds = ds.map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
-    batch = config.train.batch_size
     if config.data.bucketing and training:
-        edges = _bucket_boundaries(
-            [e["n_frames"] for e in entries], config.data.n_buckets, manifest.max_mel_len
-        )
         padded = {
             "x": [manifest.max_text_len], "x_lengths": [], "y": [None, n_mels],
             "y_lengths": [], "spk": [],

@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> None:
                      help="turn XLA off (train.jit_compile=off; default: XLA on GPUs only)")
     xla.add_argument("--jit", action="store_true", help="turn XLA on (train.jit_compile=on)")
     args = parser.parse_args(argv)
+    from gradtts_tf.cli import show_data_report
+
+    show_data_report()
     if args.epochs is not None and args.epochs < 1:
         parser.error("--epochs must be >= 1")
     if args.steps_per_epoch is not None and args.steps_per_epoch < 1:

@@ -6,6 +6,8 @@ No TensorFlow here: ``export/run_tflite.py`` (numpy + LiteRT only) uses it too.
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,3 +33,31 @@ def check_sampling_arguments(parser: argparse.ArgumentParser, args: argparse.Nam
                         ("--length-scale", args.length_scale)):
         if value is not None and not value > 0:  # also rejects NaN
             parser.error(f"{name} must be > 0, got {value}")
+
+
+class _CurrentStdout(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is at the time (so captured output sees it)."""
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def show_data_report() -> None:
+    """Prints the data pipeline's report (logger ``data_function``) on standard output.
+
+    The library logs what it found and skipped; a program shows it once, as messages
+    of its own (counts, then one line per skipped utterance). Calling it again adds
+    nothing.
+    """
+    log = logging.getLogger("data_function")
+    if not any(isinstance(h, _CurrentStdout) for h in log.handlers):
+        handler = _CurrentStdout()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False

@@ -484,7 +484,6 @@ def train(
         config.save(saved)
 
     manifest = prepare_corpus(data_path, config, progress=chief)
-    print(manifest.summary())
     train_entries = manifest.split("train", config)
     val_entries = manifest.split("val", config)
     n_replicas = strategy.num_replicas_in_sync if strategy is not None else 1

@@ -247,7 +247,6 @@ def train_vocoder(
     tf.random.set_seed(config.vocoder.seed)
 
     manifest = prepare_corpus(data_path, config)
-    print(manifest.summary())
     train_ds = vocoder_dataset(data_path, config, "train", fine_tune_mels, manifest)
     val_ds, val_steps = None, None
     n_val = len(manifest.split("val", config))
@@ -370,6 +369,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-timesteps", type=int, default=10,
                         help="reverse steps for --make-fine-tune-mels")
     args = parser.parse_args(argv)
+    from gradtts_tf.cli import show_data_report
+
+    show_data_report()
     if args.epochs is not None and args.epochs < 1:
         parser.error("--epochs must be >= 1")
     if args.steps_per_epoch is not None and args.steps_per_epoch < 1:

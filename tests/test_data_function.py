@@ -1,9 +1,12 @@
+import logging
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
 import tensorflow as tf
 
-from data_function import build_dataset, prepare_corpus, read_corpus
+from data_function import Manifest, build_dataset, prepare_corpus, read_corpus
 from gradtts_tf.audio import load_audio, mel_spectrogram
 from gradtts_tf.config import load_config
 from gradtts_tf.text import text_to_ids
@@ -68,17 +71,70 @@ def test_bad_input_is_skipped_and_reported(corpus, tmp_path):
     assert "resampled 1 files from 16000 Hz" in out
 
 
-def test_manifest_is_cached_and_reused(corpus, tmp_path):
+def test_manifest_is_cached_and_reused(corpus, tmp_path, monkeypatch):
+    import os
+    from pathlib import Path
+
+    import data_function
+
+    # Count the expensive work: audio reads (one per utterance with a usable transcript)
+    # and traces of the mel function (one per preparation pass).
+    calls = {"load_audio": 0, "mel": 0}
+
+    def counted(name, fn):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(data_function, "load_audio",
+                        counted("load_audio", data_function.load_audio))
+    monkeypatch.setattr(data_function, "mel_from_config",
+                        counted("mel", data_function.mel_from_config))
+
+    def cache_state(cache_dir):
+        return {p.name: (p.stat().st_mtime_ns, p.stat().st_ino)
+                for p in sorted(Path(cache_dir).iterdir())}
+
     config = _config(tmp_path)
     first = prepare_corpus(corpus, config, progress=False)
-    mel_file = first.entries[0]["mel_path"]
-    stamp = (tmp_path / "cache").stat().st_mtime_ns, np.load(mel_file).shape
+    # 8 good + rate16k + missing/empty/corrupt reach the audio reader ("?!" and the
+    # malformed/latin-1 lines are rejected before).
+    assert calls == {"load_audio": 12, "mel": 1}
+    cached = cache_state(first.cache_dir)
+    assert set(cached) == {"manifest.json"} | {f"{e['uid']}.npy" for e in first.entries}
+    # Back-date every cached file, so a rewrite on the second call cannot hide within the
+    # file system's timestamp granularity.
+    for name in cached:
+        os.utime(Path(first.cache_dir) / name, ns=(10**18, 10**18))
+    cached = cache_state(first.cache_dir)
+    mels = {e["uid"]: np.load(e["mel_path"]) for e in first.entries}
+
     second = prepare_corpus(corpus, config, progress=False)
     assert second == first
-    assert np.load(mel_file).shape == stamp[1]
-    # Changing a setting that affects features invalidates the cache.
+    assert calls == {"load_audio": 12, "mel": 1}  # nothing read or computed again
+    assert cache_state(first.cache_dir) == cached  # nothing rewritten, nothing added
+
+    # A setting that changes the features invalidates the cache: a new folder, every
+    # utterance read again, other mels; the old cache is left as it was.
     third = prepare_corpus(corpus, _config(tmp_path, "audio.f_max=7000.0"), progress=False)
+    assert Path(third.cache_dir).parent == Path(first.cache_dir).parent
     assert third.cache_dir != first.cache_dir
+    assert calls == {"load_audio": 24, "mel": 2}
+    for e in third.entries:
+        other = np.load(e["mel_path"])
+        assert other.shape == mels[e["uid"]].shape
+        assert np.abs(other - mels[e["uid"]]).max() > 0.1, e["uid"]
+    assert cache_state(first.cache_dir) == cached
+
+    # A cached mel that went missing makes the manifest unusable: the corpus is prepared
+    # again and the same features come back.
+    victim = first.entries[0]
+    os.remove(victim["mel_path"])
+    fourth = prepare_corpus(corpus, config, progress=False)
+    assert calls == {"load_audio": 36, "mel": 3}
+    assert fourth == first
+    np.testing.assert_array_equal(np.load(victim["mel_path"]), mels[victim["uid"]])
 
 
 def test_batches_have_static_padded_shapes_and_right_content(corpus, tmp_path):
@@ -177,3 +233,140 @@ def test_new_audio_invalidates_the_cache(corpus, tmp_path):
     sf.write(corpus / "wavs" / "missing.wav", _tone(0.5), SR)
     second = prepare_corpus(corpus, config, progress=False)
     assert "missing" in {e["uid"] for e in second.entries}
+
+
+DEMO_YAML = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+
+# The bad rows of `_five_good_five_bad`: metadata.csv line -> (id, reason, detail snippet).
+BAD_ROWS = {
+    2: ("missing", "bad audio", "audio file not found"),
+    4: ("corrupt", "bad audio", "cannot read audio file"),
+    6: ("zerolen", "bad audio", "no samples"),
+    8: ("emptytext", "unusable transcript", "empty or whitespace only"),
+    10: ("?", "malformed line", "expected 'id|text|normalized'"),
+}
+
+
+def _five_good_five_bad(root: Path) -> Path:
+    """An LJSpeech folder: good0..good4 on odd lines, one bad row of each kind between."""
+    (root / "wavs").mkdir(parents=True)
+    for i in range(5):
+        sf.write(root / "wavs" / f"good{i}.wav", _tone(0.4 + 0.1 * i, 200 + 20 * i), SR)
+    (root / "wavs" / "corrupt.wav").write_bytes(b"RIFF not really a wave file")
+    sf.write(root / "wavs" / "zerolen.wav", np.zeros(0, np.float32), SR)
+    sf.write(root / "wavs" / "emptytext.wav", _tone(0.5), SR)
+    bad = [
+        "missing|This file does not exist.|This file does not exist.",
+        "corrupt|Corrupt audio.|Corrupt audio.",
+        "zerolen|Zero length audio.|Zero length audio.",
+        "emptytext||",
+        "a line without any separator",
+    ]
+    lines = []
+    for i in range(5):
+        lines += [f"good{i}|Sentence number {i}.|Sentence number {i}.", bad[i]]
+    (root / "metadata.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.fixture
+def five_good(tmp_path) -> Path:
+    return _five_good_five_bad(tmp_path / "lj5")
+
+
+def _warnings(caplog) -> list[str]:
+    return [
+        r.getMessage() for r in caplog.records
+        if r.name == "data_function" and r.levelno == logging.WARNING
+    ]
+
+
+def test_build_dataset_logs_one_warning_per_skipped_row(five_good, tmp_path, caplog):
+    config = _config(tmp_path, "data.n_val=1")
+    for attempt in ("first pass", "manifest from the cache"):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="data_function"):
+            ds = build_dataset(five_good, config, split="train")
+        warnings = _warnings(caplog)
+        assert len(warnings) == len(BAD_ROWS), (attempt, warnings)
+        for line, (uid, reason, detail) in BAD_ROWS.items():
+            source = f"{five_good / 'metadata.csv'}:{line}"
+            matching = [w for w in warnings if f"{source} " in w]
+            assert len(matching) == 1, (attempt, source, warnings)
+            assert f"({uid}): {reason}: " in matching[0] and detail in matching[0]
+        infos = [r.getMessage() for r in caplog.records
+                 if r.name == "data_function" and r.levelno == logging.INFO]
+        assert any("5 utterances usable, 5 skipped" in m for m in infos), (attempt, infos)
+        assert any("skipped 3 x bad audio" in m for m in infos)
+    assert [int(b["x"].shape[0]) for b in ds] == [2, 2]  # 4 training utterances
+
+
+def test_prepare_corpus_logs_the_manifest_summary(five_good, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="data_function"):
+        manifest = prepare_corpus(five_good, _config(tmp_path), progress=False)
+    assert _warnings(caplog) == [f"skipped {Manifest.describe_skip(s)}" for s in manifest.skipped]
+    summary = manifest.summary()
+    assert all(Manifest.describe_skip(s) in summary for s in manifest.skipped)
+
+
+def test_train_split_smaller_than_a_batch_is_a_clear_error(five_good):
+    # configs/demo.yaml: train.batch_size 8, data.n_val 20 (capped: 4 of the 5 go to val).
+    with pytest.raises(ValueError) as err:
+        build_dataset(five_good, str(DEMO_YAML), split="train")
+    message = str(err.value)
+    assert f"split 'train' of {five_good} has 1 usable utterances" in message
+    assert "train.batch_size=8" in message
+    assert ("lower data.n_val (now 20) or data.val_fraction (now 0.0): the 'val' split "
+            "holds 4") in message
+    assert "fix the 5 skipped utterances" in message
+    config = load_config(DEMO_YAML, ["data.n_val=0"])
+    with pytest.raises(ValueError, match=r"has 5 usable utterances, fewer than one batch of "
+                                         r"train\.batch_size=8.*Set train\.batch_size to 5"):
+        build_dataset(five_good, config, split="train")
+
+
+def test_train_split_of_exactly_one_batch_yields_it(five_good, tmp_path):
+    config = _config(tmp_path, "data.n_val=0", "train.batch_size=5")
+    batches = list(build_dataset(five_good, config, split="train"))
+    assert len(batches) == 1
+    assert sorted(batches[0]["x_lengths"].numpy().tolist()) == sorted(
+        len(text_to_ids(f"Sentence number {i}.")) for i in range(5)
+    )
+
+
+def test_val_split_smaller_than_a_batch_still_yields_it(five_good, tmp_path):
+    config = _config(tmp_path, "data.n_val=3", "train.batch_size=8")
+    assert [int(b["x"].shape[0]) for b in build_dataset(five_good, config, "val")] == [3]
+    empty = _config(tmp_path, "data.n_val=0")
+    with pytest.raises(ValueError, match=r"split 'val' of .* is empty \(5 usable utterances"
+                                         r".*set data\.n_val or data\.val_fraction above 0"):
+        build_dataset(five_good, empty, "val")
+
+
+def test_resumable_stream_fills_batches_across_epochs(five_good, tmp_path):
+    # `start` (as train.py uses it) makes an endless stream: 5 items fill batches of 8.
+    config = _config(tmp_path, "data.n_val=0", "train.batch_size=8")
+    batches = list(build_dataset(five_good, config, "train", start=0).take(2))
+    assert [int(b["x"].shape[0]) for b in batches] == [8, 8]
+
+
+def test_bucketing_without_a_full_bucket_is_a_clear_error(five_good, tmp_path, caplog):
+    def config(batch):
+        return _config(tmp_path, "data.n_val=0", "data.bucketing=true", "data.n_buckets=2",
+                       f"train.batch_size={batch}")
+
+    # 0.4..0.8 s of audio: 35..69 frames; median edge 52 -> buckets of 3, 2 and 0.
+    with pytest.raises(ValueError) as err:
+        build_dataset(five_good, config(4), "train")
+    message = str(err.value)
+    assert "has 5 usable utterances in 3 length buckets of [3, 2, 0] utterances" in message
+    assert "train.batch_size=4" in message and "Set train.batch_size to 3 or less" in message
+    assert "lower data.n_buckets (now 2), set data.bucketing=false" in message
+    # Batches of 3: the first bucket fills one; the other two utterances are reported.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="data_function"):
+        batches = list(build_dataset(five_good, config(3), "train"))
+    assert [tuple(b["y"].shape[:2]) for b in batches] == [(3, 52)]
+    assert any("2 utterances are in length buckets holding fewer than one batch of "
+               "train.batch_size=3 (bucket sizes [3, 2, 0]) and never reach a batch" in w
+               for w in _warnings(caplog))
