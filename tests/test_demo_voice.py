@@ -12,9 +12,15 @@ from gradtts_tf.demo_data import load_sentences
 from gradtts_tf.evaluation import normalize_text
 
 VOICE = demo.DEFAULT_VOICE
-# The held-out WER of the shipped voice measured with the same settings is in
-# models/demo/README.md; the floor leaves room for numeric differences across CPUs.
-WER_FLOOR = 0.45
+# What the slow demo test measures: the first 6 held-out sentences (61 words), the voice's
+# settings (10 steps, temperature 3.0, length scale 0.9), noise seed 0, Griffin-Lim,
+# PocketSphinx. Recorded (models/demo/evaluation_step20280*.json, first six rows): 10 of
+# 61 words wrong (16.4 %) with seed 0, as in models/demo/README.md (this test, run
+# 2026-12-07: the same 10 words, sentence by sentence); seeds 1 / 2 give
+# 10 / 9 words, the TFLite float32 export 11 / 9 / 10 (seeds 0 / 1 / 2), so another noise
+# sample, or another CPU's rounding, moves it by about a word (1.6 points). The ceiling,
+# 14 words (23 %), is the worst recorded plus 3 words; silence and noise score about 100 %.
+WER_CEILING = 0.23
 
 
 def test_voice_files_are_small_and_complete():
@@ -49,7 +55,7 @@ def test_new_sentences_are_not_in_the_corpus():
 @pytest.mark.slow
 def test_demo_command_speaks_intelligibly_and_exports(tmp_path, capsys):
     """The README's main command on the shipped voice, without the flite recordings:
-    WAVs, a PocketSphinx evaluation under the floor on held-out sentences, TFLite and
+    WAVs, a PocketSphinx evaluation under the ceiling on held-out sentences, TFLite and
     TF.js exports, and a closing message that names them."""
     out = tmp_path / "demo"
     demo.main(["--out", str(out), "--n-val", "6"])
@@ -61,7 +67,8 @@ def test_demo_command_speaks_intelligibly_and_exports(tmp_path, capsys):
     assert len(model) == 6 + len(demo.NEW_SENTENCES) == summary["n_heldout"] + 3
     heldout = model[:6]
     wer = sum(r["word_errors"] for r in heldout) / sum(r["n_words"] for r in heldout)
-    assert wer <= WER_FLOOR, [(r["normalized"], r["hypothesis"]) for r in heldout]
+    assert sum(r["n_words"] for r in heldout) == 61  # the six sentences measured above
+    assert wer <= WER_CEILING, [(r["normalized"], r["hypothesis"]) for r in heldout]
     for r in model:  # speech-length audio, not silence
         assert 0.5 * r["n_words"] * 0.2 < r["duration"] < 3 * r["n_words"] * 0.5
 

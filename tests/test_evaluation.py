@@ -121,6 +121,54 @@ def test_mel_cepstrum_recovers_a_cosine_log_spectrum(monkeypatch):
     np.testing.assert_allclose(ceps, np.tile(expected, (5, 1)), atol=1e-12)
 
 
+def test_mcd_value_from_known_cepstra(monkeypatch):
+    """MCD pinned on log-mels whose cepstra are known exactly (derived by hand).
+
+    ``mel_cepstrum`` inverts ``ln M_n = c_0 + 2 sum_d c_d cos(pi d (n + 1/2) / N)``, so a
+    log-mel built from cosines has exactly the chosen cepstra. The waveforms are
+    placeholders: the patched ``mel_from_config`` hands out a log-mel by their length,
+    and ``trim=False`` keeps silence trimming out of it (all-zero audio).
+    """
+    n_mels, frames = 80, 12
+    n = np.arange(n_mels)
+
+    def basis(d):  # the log-mel of c_d = 1
+        return 2 * np.cos(np.pi * d * (n + 0.5) / n_mels)
+
+    # A: c_3 ramps 0, 0.1, ..., 1.1 over the frames, so DTW sees distinct frames.
+    a = np.stack([0.7 + 0.1 * t * basis(3) for t in range(frames)])  # [12, 80]
+    # B: A plus c_5 = 0.2 and c_7 = -0.1 on every frame, a c_0 offset of 1.3 (energy,
+    # excluded) and c_30 = 0.5 (beyond D = 24, excluded).
+    b = a + 1.3 + 0.2 * basis(5) - 0.1 * basis(7) + 0.5 * basis(30)
+    # C: B at half speed (every frame twice), 24 frames.
+    c = np.repeat(b, 2, axis=0)
+    mels = {2048: a, 4096: b, 6144: c, 8192: a + 1.3 + 0.5 * basis(30)}
+    monkeypatch.setattr(ev, "mel_from_config", lambda audio, cfg: mels[np.asarray(audio).size])
+
+    def mcd(x, y):
+        return ev.mel_cepstral_distortion(np.zeros(x, np.float32), np.zeros(y, np.float32),
+                                          trim=False)
+
+    # Per frame: ||dc|| = sqrt(0.2^2 + 0.1^2) = sqrt(0.05). DTW keeps the diagonal (any
+    # other path has more steps, none cheaper than sqrt(0.05)), so the mean over the path
+    # is 10 / ln 10 * sqrt(2 * 0.05) = 4.342945 * 0.316228 = 1.373360 dB.
+    expected = 10 / np.log(10) * np.sqrt(2 * 0.05)
+    assert expected == pytest.approx(1.373360, abs=1e-6)
+    assert mcd(2048, 4096) == pytest.approx(expected, rel=1e-9)
+    assert mcd(4096, 2048) == pytest.approx(expected, rel=1e-9)
+    # Twice as slow: each frame of A is matched to both copies (path of 24 steps, each
+    # sqrt(0.05)), so the time stretch costs nothing.
+    assert mcd(2048, 6144) == pytest.approx(expected, rel=1e-9)
+    # c_0 and cepstra above D only: no distortion.
+    assert mcd(2048, 8192) == pytest.approx(0.0, abs=1e-9)
+    # Fewer cepstra drop c_5 and c_7 (D = 4): no distortion; D = 6 keeps c_5 only.
+    assert ev.mel_cepstral_distortion(np.zeros(2048, np.float32), np.zeros(4096, np.float32),
+                                      n_cepstra=4, trim=False) == pytest.approx(0.0, abs=1e-9)
+    assert ev.mel_cepstral_distortion(
+        np.zeros(2048, np.float32), np.zeros(4096, np.float32), n_cepstra=6, trim=False
+    ) == pytest.approx(10 / np.log(10) * np.sqrt(2 * 0.04), rel=1e-9)
+
+
 def _tone(seconds: float, pad: float) -> np.ndarray:
     t = np.arange(int(seconds * SR)) / SR
     tone = 0.5 * np.sin(2 * np.pi * 220 * t)

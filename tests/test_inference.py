@@ -1,5 +1,6 @@
 """inference.py end to end on the converted official small model (Griffin-Lim)."""
 
+import os
 import shutil
 import warnings
 
@@ -13,6 +14,8 @@ from gradtts_tf.convert import main as convert_main
 from gradtts_tf.model import GradTTS
 from gradtts_tf.text import text_to_ids
 from tests.conftest import REF
+
+ENV_FPMATH = "ONEDNN_DEFAULT_FPMATH_MODE"
 
 LINES = [
     "First line here. And a second one!",
@@ -102,33 +105,60 @@ def test_inference_cli_writes_wavs_and_skips_bad_lines(ckpt, tmp_path, capsys):
     assert np.all(np.isfinite(audio)) and np.sqrt(np.mean(audio**2)) > 1e-4
 
 
-def test_inference_cli_cpu_math_bfloat16_runs_the_unet_in_bfloat16(ckpt, tmp_path):
+def test_inference_cli_cpu_math_bfloat16_runs_the_unet_in_bfloat16(ckpt, tmp_path, monkeypatch):
+    # --cpu-math bfloat16 sets ONEDNN_DEFAULT_FPMATH_MODE in os.environ, which every later
+    # subprocess of this pytest run would inherit. setenv (not delenv, which records
+    # nothing when the variable is unset) makes monkeypatch restore it afterwards; STRICT
+    # is the float32 mode, what an unset variable means.
+    monkeypatch.setenv(ENV_FPMATH, "STRICT")
     common = ["--checkpoint", str(ckpt), "--text", LINES[3], "--steps", "3", "--seed", "1",
               "--save-mel", "--no-progress"]
     inference.main([*common, "--out", str(tmp_path / "f32")])
+    assert os.environ[ENV_FPMATH] == "STRICT"
     with warnings.catch_warnings():
         # oneDNN's math mode is fixed once TensorFlow ran (this process): only the
         # bfloat16 U-Net applies here, and set_cpu_math warns about the rest.
         warnings.simplefilter("ignore", RuntimeWarning)
         inference.main([*common, "--out", str(tmp_path / "bf16"), "--cpu-math", "bfloat16"])
+    assert os.environ[ENV_FPMATH] == "BF16"  # what monkeypatch undoes
     exact, fast = (np.load(tmp_path / d / "0001.npy") for d in ("f32", "bf16"))
     assert exact.shape == fast.shape
     err = np.abs(exact - fast)
     assert 0 < err.mean() < 0.01 * np.abs(exact).mean()
 
 
+def _cli_error(capsys, argv) -> str:
+    """Runs inference.main expecting an argparse error: exit code 2, message on stderr."""
+    with pytest.raises(SystemExit) as exc:
+        inference.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage:" in err
+    return err
+
+
 def test_inference_cli_rejects_bad_input(ckpt, tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        inference.main(["--checkpoint", str(tmp_path), "--text", "Hi.", "--out", str(tmp_path)])
-    assert "config.yaml not found" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        inference.main(["--checkpoint", str(ckpt), "--text", "Hi.", "--speaker", "2"])
-    assert "one speaker" in capsys.readouterr().err
+    err = _cli_error(capsys, ["--checkpoint", str(tmp_path), "--text", "Hi.",
+                              "--out", str(tmp_path / "out")])
+    assert "config.yaml not found" in err
+    err = _cli_error(capsys, ["--checkpoint", str(ckpt), "--text", "Hi.", "--speaker", "2",
+                              "--out", str(tmp_path / "out")])
+    assert "one speaker" in err
     bad = tmp_path / "latin1.txt"
     bad.write_bytes("caf\xe9\n".encode("latin-1"))
-    with pytest.raises(SystemExit):
-        inference.main(["--checkpoint", str(ckpt), "--file", str(bad)])
-    assert "cannot read --file" in capsys.readouterr().err
-    for args in (["--steps", "0"], ["--batch-size", "0"], ["--temperature", "0"]):
-        with pytest.raises(SystemExit):
-            inference.main(["--checkpoint", str(ckpt), "--text", "Hi.", *args])
+    err = _cli_error(capsys, ["--checkpoint", str(ckpt), "--file", str(bad),
+                              "--out", str(tmp_path / "out")])
+    assert f"cannot read --file {bad}" in err
+    # Each message names the argument and the rule it broke.
+    for args, message in (
+        (["--steps", "0"], "--steps must be >= 1, got 0"),
+        (["--batch-size", "0"], "--batch-size and --max-tokens must be >= 1"),
+        (["--max-tokens", "0"], "--batch-size and --max-tokens must be >= 1"),
+        (["--temperature", "0"], "--temperature must be > 0, got 0.0"),
+        (["--length-scale", "-1"], "--length-scale must be > 0, got -1.0"),
+        (["--sentence-pause", "-0.5"], "--sentence-pause must be >= 0"),
+    ):
+        err = _cli_error(capsys, ["--checkpoint", str(ckpt), "--text", "Hi.",
+                                  "--out", str(tmp_path / "out"), *args])
+        assert f"error: {message}" in err, args
+    assert not (tmp_path / "out").exists()  # nothing was synthesised

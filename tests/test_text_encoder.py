@@ -208,13 +208,28 @@ def test_layer_shapes_zero_inputs(t):
 def test_text_encoder_shapes(window_size, lengths, t):
     enc = _small_encoder(window_size=window_size)
     x, x_lengths = _batch(np.random.default_rng(0), lengths, t)
-    mu_x, logw, x_mask = enc(np.zeros_like(x), x_lengths)
-    mu_x, logw, x_mask = enc(x, x_lengths)
-    assert tuple(mu_x.shape) == (2, t, 6)
-    assert tuple(logw.shape) == (2, t, 1)
-    assert tuple(x_mask.shape) == (2, t, 1)
-    np.testing.assert_array_equal(x_mask.numpy()[..., 0], np.arange(t) < np.c_[lengths])
-    assert np.isfinite(mu_x.numpy()).all() and np.isfinite(logw.numpy()).all()
+    valid = np.arange(t) < np.c_[lengths]  # [2, t]
+    results = {}
+    # All-zero ids (the padding id everywhere) must give the same shapes, mask and
+    # zeroed padding as real ids.
+    for name, ids in (("zeros", np.zeros_like(x)), ("ids", x)):
+        mu_x, logw, x_mask = (o.numpy() for o in enc(ids, x_lengths))
+        assert mu_x.shape == (2, t, 6), name
+        assert logw.shape == (2, t, 1), name
+        assert x_mask.shape == (2, t, 1), name
+        np.testing.assert_array_equal(x_mask[..., 0], valid, err_msg=name)
+        assert np.isfinite(mu_x).all() and np.isfinite(logw).all(), name
+        assert np.all(mu_x[~valid] == 0) and np.all(logw[~valid] == 0), name
+        results[name] = mu_x, logw
+    (mu_0, logw_0), (mu_x, logw) = results["zeros"], results["ids"]
+    # Valid positions carry the token embeddings: zero ids and real ids must differ there
+    # (an encoder that ignored its input would pass the checks above).
+    assert np.abs(mu_0[valid] - mu_x[valid]).max() > 0.1
+    assert np.abs(logw_0[valid] - logw[valid]).max() > 0.01
+    # With identical (zero) ids, rows of equal length are computed alike.
+    if lengths[0] == lengths[1]:
+        np.testing.assert_allclose(mu_0[0], mu_0[1], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(logw_0[0], logw_0[1], rtol=1e-5, atol=1e-6)
 
 
 def test_invalid_arguments():

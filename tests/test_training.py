@@ -68,13 +68,25 @@ def test_fit_on_demo_data_loss_goes_down_and_resumes(demo_corpus, tmp_path, caps
 
 
 def test_train_cli_rejects_bad_arguments(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        train.main(["--config", "configs/demo.yaml", "--data", "x", "--out", str(tmp_path),
-                    "--set", "train.batchsize=3"])
-    assert "unknown key 'batchsize'" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        train.main(["--config", "configs/demo.yaml", "--data", "x", "--out", str(tmp_path),
-                    "--epochs", "0"])
+    common = ["--config", "configs/demo.yaml", "--data", "x", "--out", str(tmp_path / "run")]
+    # Each case breaks one rule; the exit code is argparse's (2) and the message names
+    # the argument and what is wrong with it.
+    for args, messages in (
+        # The misspelt key, and the right spelling among the allowed ones.
+        (["--set", "train.batchsize=3"], ["train: unknown key 'batchsize' (allowed:",
+                                          " batch_size,"]),
+        (["--epochs", "0"], ["error: --epochs must be >= 1"]),
+        (["--steps-per-epoch", "0"], ["error: --steps-per-epoch must be >= 1"]),
+        (["--ignore-layers", "encoder"], ["error: --ignore-layers needs --warm-start"]),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            train.main([*common, *args])
+        assert exc.value.code == 2, args
+        err = capsys.readouterr().err
+        assert "usage:" in err, args
+        for message in messages:
+            assert message in err, (args, err)
+    assert not (tmp_path / "run").exists()  # refused before a run folder was made
 
 
 def test_resume_refuses_a_different_model(demo_corpus, tmp_path):

@@ -85,6 +85,21 @@ def _changed(before, variables):
     return {v.path: not np.array_equal(before[v.path], v.numpy()) for v in variables}
 
 
+def _sn_state(layer):
+    """A spectral-norm layer's ``(u [b], v [k * a], W [k * a, b])`` (kernel ``[k, a, b]``)."""
+    w = layer.kernel_raw.numpy().astype(np.float64)
+    return (layer.sn_u.numpy().astype(np.float64), layer.sn_v.numpy().astype(np.float64),
+            w.reshape(-1, w.shape[-1]))
+
+
+def _power_iteration(w, u):
+    """One step as torch.nn.utils.spectral_norm (our layout): v = Wu/|Wu|, u = W^T v/|W^T v|."""
+    v = w @ u
+    v /= np.linalg.norm(v)
+    u = w.T @ v
+    return u / np.linalg.norm(u), v
+
+
 def test_loss_formulas_match_official():
     rng = np.random.default_rng(1)
     real = [rng.standard_normal([2, 5]).astype(np.float32) for _ in range(3)]
@@ -112,6 +127,9 @@ def test_train_step_updates_every_weight():
     assert {v.path for v in model.g_optimizer._trainable_variables} == g_paths
     assert {v.path for v in model.d_optimizer._trainable_variables} == d_paths
     before = _snapshot(model.trainable_variables)
+    sn_layers = [layer for layer in model._flatten_layers(include_self=False)
+                 if getattr(layer, "norm", None) == "spectral" and hasattr(layer, "sn_u")]
+    sn_before = {layer.path: _sn_state(layer) for layer in sn_layers}
     logs = model.train_on_batch(_batch(config), return_dict=True)
     assert set(logs) == {"g_loss", "d_loss", "mel_loss", "fm_loss", "adv_loss"}
     assert all(np.isfinite(v) for v in logs.values()), logs
@@ -122,6 +140,28 @@ def test_train_step_updates_every_weight():
     # Spectral-norm power-iteration state exists, is not trainable and was updated.
     sn = [v for v in model.non_trainable_variables if "sn_u" in v.path]
     assert sn and not any("sn_" in v.path for v in model.trainable_variables)
+    assert len(sn_layers) == len(sn) == 8  # MSD's first sub-discriminator: 7 convs + post
+    for layer in sn_layers:
+        u0, v0, w0 = sn_before[layer.path]
+        u, v, w1 = _sn_state(layer)
+        # One power iteration per training forward, and a step runs the discriminators
+        # twice: on the kernel before the D update (D loss), then on the updated kernel
+        # (G loss). u and v must be exactly where those two iterations lead (measured:
+        # within 2e-7; one iteration, or both on the old kernel, are off by 6e-4 or more).
+        u1, _ = _power_iteration(w0, u0)
+        u2, v2 = _power_iteration(w1, u1)
+        np.testing.assert_allclose(v, v2, atol=1e-5, err_msg=layer.path)
+        np.testing.assert_allclose(u, u2, atol=1e-5, err_msg=layer.path)
+        np.testing.assert_allclose([np.linalg.norm(u), np.linalg.norm(v)], 1.0, atol=1e-5)
+        assert np.abs(v - v0).max() > 1e-3, layer.path  # the random start was left
+        if u.size > 1:  # a 1-vector stays +-1
+            assert np.abs(u - u0).max() > 1e-3, layer.path
+        # The kernel used for inference is divided by the estimate u . W^T v, which is at
+        # most the largest singular value (and positive after an iteration).
+        sigma = float(u @ (w1.T @ v))
+        assert 0 < sigma <= np.linalg.svd(w1, compute_uv=False)[0] * (1 + 1e-5), layer.path
+        np.testing.assert_allclose(np.reshape(layer.kernel, w1.shape), w1 / sigma,
+                                   rtol=1e-4, atol=1e-6, err_msg=layer.path)
 
 
 def test_hifigan_model_config_round_trip():
@@ -225,15 +265,29 @@ def test_train_vocoder_run_folder_and_resume(corpus, tmp_path):
     assert np.abs(resumed(mel) - vocoder(mel)).max() > 0  # epoch 2 changed the generator
 
 
-def test_cli_arguments(corpus, tmp_path):
-    with pytest.raises(SystemExit):
-        main(["--data", str(corpus), "--out", str(tmp_path), "--epochs", "0"])
-    with pytest.raises(SystemExit):
-        main(["--data", str(corpus), "--out", str(tmp_path)])  # no --config
-    with pytest.raises(SystemExit):
-        main(["--config", "configs/hifigan_demo.yaml", "--data", str(corpus),
-              "--out", str(tmp_path), "--set", "vocoder.upsample_rates=[8,8]",
-              "--set", "vocoder.upsample_kernel_sizes=[16,16]"])  # hop 64 != 256
+def _cli_error(capsys, argv) -> str:
+    """Runs the CLI expecting an argparse error: exit code 2, message on stderr."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage:" in err
+    return err
+
+
+def test_cli_arguments(corpus, tmp_path, capsys):
+    common = ["--config", "configs/hifigan_demo.yaml", "--data", str(corpus),
+              "--out", str(tmp_path)]
+    # Each case is otherwise valid, so the message shows which check refused it.
+    assert "error: --epochs must be >= 1" in _cli_error(capsys, [*common, "--epochs", "0"])
+    assert "error: --steps-per-epoch must be >= 1" in _cli_error(
+        capsys, [*common, "--steps-per-epoch", "0"])
+    err = _cli_error(capsys, ["--data", str(corpus), "--out", str(tmp_path)])
+    assert "error: --config is required for training" in err
+    err = _cli_error(capsys, [*common, "--set", "vocoder.upsample_rates=[8,8]",
+                              "--set", "vocoder.upsample_kernel_sizes=[16,16]"])
+    assert "prod(vocoder.upsample_rates)=64 must equal audio.hop_length=256" in err
+    assert not list(tmp_path.iterdir())  # refused before any run folder was written
 
 
 def test_make_fine_tune_mels(corpus, tmp_path):
