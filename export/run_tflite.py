@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import sys
 import time
 import wave
@@ -32,6 +33,7 @@ except ImportError:  # Run from a checkout without installing the package.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from gradtts_tf.text import text_to_ids
 from gradtts_tf.cli import add_sampling_arguments, check_sampling_arguments
+from gradtts_tf.noise import piece_noise
 
 SIGNATURE = "serving_default"
 MANIFEST = "model_info.json"
@@ -294,9 +296,20 @@ class TFLiteSynthesizer:
             **self._spk(speaker),
         )
 
-    def noise(self, shape: tuple[int, ...], seed: int | None) -> np.ndarray:
-        """Standard normal starting noise, float32, from ``np.random.default_rng(seed)``."""
-        return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
+    def noise(self, enc: dict[str, np.ndarray], seed: int | None) -> np.ndarray:
+        """Starting noise ``eps`` ``[1, T_y, n_feats]`` for `encode`'s output.
+
+        The portable generator (`gradtts_tf.noise`), drawn for the utterance's own
+        frames (zeros after them), as the Keras `Synthesizer` and the TF.js page draw
+        it: the same seed gives the same mel in all three. ``None`` draws a random seed.
+        """
+        if seed is None:
+            seed = secrets.randbelow(2**31)
+        mu = enc["mu_y"]  # [1, T_y, n_feats]
+        frames = int(enc["y_lengths"][0])
+        eps = np.zeros(mu.shape, np.float32)
+        eps[0, :frames] = piece_noise(seed, 0, [frames, mu.shape[2]])
+        return eps
 
     def decode(
         self,
@@ -321,7 +334,7 @@ class TFLiteSynthesizer:
             raise ValueError(f"steps must be >= 1, got {steps}")
         mu, mask = enc["mu_y"], enc["y_mask"]  # [1, T_y, n_feats], [1, T_y, 1]
         if noise is None:
-            noise = self.noise(mu.shape, seed)
+            noise = self.noise(enc, seed)
         noise = np.asarray(noise, np.float32)[:, : mu.shape[1]]
         x = (mu + noise / np.float32(temperature)) * mask
         h = 1.0 / steps

@@ -45,6 +45,7 @@ from export.savedmodel import (
 )
 from gradtts_tf.config import Config
 from gradtts_tf.model import GradTTS
+from gradtts_tf.noise import standard_normal
 
 VARIANTS = ("float32", "float16", "int8")
 DEFAULT_VARIANTS = ("float32", "float16")
@@ -199,7 +200,7 @@ def measure(
         aligned = {k: v.numpy() for k, v in model.align(x, x_lengths).items() if k != "attn"}
         enc = tts.encode(ids)
         frames = max(enc["mu_y"].shape[1], aligned["mu_y"].shape[1])
-        noise = tts.noise((1, frames, tts.n_feats), seed)  # covers both alignments
+        noise = standard_normal(seed, (1, frames, tts.n_feats))  # covers both alignments
         ref = model.synthesise(x, x_lengths, n_timesteps=steps, temperature=temperature,
                                noise=noise)
         ref_mel = ref["model_outputs"].numpy()[0, : int(ref["mel_lengths"][0])]

@@ -47,45 +47,67 @@ def _sequential_sum(parts: tf.Tensor, axis: int) -> tf.Tensor:
     return total
 
 
-def _slice_padded(x: tf.Tensor, start, stop, size: int) -> tf.Tensor:
-    """``x[:, start:stop]`` zero-padded to the static length ``size`` on axis 1.
+def _window(x: tf.Tensor, start, size: int, stop) -> tf.Tensor:
+    """``x[:, start:start + size]`` of ``x`` ``[B, N]``, entries at ``stop`` and later zeroed.
 
-    ``stop - start <= size`` by construction of the callers; the zeros leave a
-    left-to-right sum unchanged (``a + 0 == a`` exactly).
+    ``start <= N``. The window always has the static length ``size`` (``x`` is zero-padded
+    first) and is never built from an empty slice: TFLite's UNPACK rejects empty inputs,
+    and slicing ``x[:, start:stop]`` and padding it would make some (a short row has no
+    full vector, no 16-row chunk). The zeros leave a left-to-right sum unchanged
+    (``a + 0 == a`` exactly).
     """
-    part = x[:, start:stop]  # [B, L, ...]
-    pads = [[0, 0], [0, size - (stop - start)]] + [[0, 0]] * (x.shape.rank - 2)
-    part = tf.pad(part, pads)  # [B, size, ...]
-    # An explicit batch: -1 cannot be inferred from a tensor with no elements.
-    return tf.reshape(part, [tf.shape(x)[0], size, *x.shape[2:]])  # [B, size, ...]
+    padded = tf.pad(x, [[0, 0], [0, size]])  # [B, N + size]
+    part = tf.slice(padded, [0, start], [-1, size])  # [B, size]
+    keep = start + tf.range(size) < stop  # [size]
+    part = tf.where(keep[None, :], part, tf.zeros_like(part))
+    return tf.reshape(part, [tf.shape(x)[0], size])  # static size for the unstack
 
 
-def _cascade_rows(rows: tf.Tensor, count) -> tf.Tensor:
-    """ATen ``multi_row_sum`` over the first ``count`` rows of ``rows`` ``[B, R, K]``.
+def _chunk_sums(x: tf.Tensor, count, width: int) -> tf.Tensor:
+    """ATen's sums of 16-row chunks over the first ``count`` values of ``x`` ``[B, N]``,
+    read as rows of ``width`` values (``count`` a multiple of ``width``, at most ``N``).
+
+    Returns:
+        ``[B, count // (16 * width) + 1, width]``: the left-to-right sum of each full
+        chunk, then that of the leftover rows (zeros complete the last chunk, so no
+        tensor is empty however short ``x`` is).
+    """
+    block = _LEVEL * width
+    n_chunks = count // block + 1
+    padded = tf.pad(x, [[0, 0], [0, block]])  # [B, N + block] >= n_chunks * block
+    keep = tf.range(tf.shape(padded)[1]) < count
+    padded = tf.where(keep[None, :], padded, tf.zeros_like(padded))
+    chunks = tf.reshape(padded[:, : n_chunks * block], [tf.shape(x)[0], n_chunks, _LEVEL, width])
+    return _sequential_sum(chunks, axis=2)  # [B, n_chunks, width]
+
+
+def _cascade_rows(x: tf.Tensor, count) -> tf.Tensor:
+    """ATen ``multi_row_sum`` over the first ``count`` rows of 32 values of ``x`` ``[B, N]``.
 
     Rows are added in chunks of 16 into a first accumulator, each chunk's sum into a
     second, each 16 chunk sums into a third; the leftovers of each level stay in their
     accumulator and the levels are added at the end, lowest first.
+
+    Returns:
+        ``[B, 32]``: accumulator ``k``, lane ``l`` at ``8 k + l``.
     """
-    batch, width = tf.shape(rows)[0], rows.shape[-1]
+    width = _ILP * _LANES
+    batch = tf.shape(x)[0]
     chunks = count // _LEVEL
-    groups = chunks // _LEVEL
-    chunk_rows = tf.reshape(rows[:, : chunks * _LEVEL], [batch, chunks, _LEVEL, width])
-    chunk_sums = _sequential_sum(chunk_rows, axis=2)  # [B, chunks, K]
-    group_rows = tf.reshape(chunk_sums[:, : groups * _LEVEL], [batch, groups, _LEVEL, width])
-    group_sums = _sequential_sum(group_rows, axis=2)  # [B, groups, K]
-    level0 = _sequential_sum(_slice_padded(rows, chunks * _LEVEL, count, _LEVEL - 1), 1)
-    level1 = _sequential_sum(_slice_padded(chunk_sums, groups * _LEVEL, chunks, _LEVEL - 1), 1)
-    level2 = _sequential_sum(_slice_padded(group_sums, 0, groups, _LEVEL - 1), 1)
-    return _pinned(level0 + level1) + level2  # [B, K]
+    groups = chunks // _LEVEL  # < 16 for N < 131072: one chunk of group sums
+    chunk_sums = _chunk_sums(x, count * width, width)  # [B, chunks + 1, 32]
+    group_sums = _chunk_sums(tf.reshape(chunk_sums, [batch, -1]), chunks * width, width)
+    top = _chunk_sums(tf.reshape(group_sums, [batch, -1]), groups * width, width)
+    level0, level1, level2 = chunk_sums[:, -1], group_sums[:, -1], top[:, -1]  # [B, 32]
+    return _pinned(level0 + level1) + level2  # [B, 32]
 
 
 def torch_cpu_sum(x: tf.Tensor) -> tf.Tensor:
     """Row sums of ``x`` rounded as ``torch.sum(x, -1)`` rounds them on a CPU.
 
     Args:
-        x: float32 ``[B, N]``, ``N < 131072`` (the whole padded row takes part, as in
-            the official code, so the result depends on ``N``).
+        x: float32 ``[B, N]``, ``1 <= N < 131072`` (the whole padded row takes part, as
+            in the official code, so the result depends on ``N``).
 
     Returns:
         float32 ``[B]``.
@@ -96,23 +118,22 @@ def torch_cpu_sum(x: tf.Tensor) -> tf.Tensor:
     # Rows of 8 or more: 8-lane vectors, read 4 at a time into 4 accumulators.
     vectors = n // _LANES
     rows = vectors // _ILP
-    vector_rows = tf.reshape(x[:, : rows * _ILP * _LANES], [batch, rows, _ILP * _LANES])
-    acc = _cascade_rows(vector_rows, rows)  # [B, 4 * 8]: accumulator k, lane l at 8k + l
-    spare = vectors - rows * _ILP  # vectors after the last full row, added to acc 0
-    rest = tf.reshape(x[:, rows * _ILP * _LANES : vectors * _LANES], [batch, spare, _LANES])
-    rest = _slice_padded(rest, 0, spare, _ILP - 1)  # [B, 3, 8]
+    acc = _cascade_rows(x, rows)  # [B, 4 * 8]: accumulator k, lane l at 8k + l
+    # Vectors after the last full row (at most 3), added to accumulator 0.
+    rest = _window(x, rows * _ILP * _LANES, (_ILP - 1) * _LANES, vectors * _LANES)
+    rest = tf.reshape(rest, [batch, _ILP - 1, _LANES])  # [B, 3, 8]
     first = _sequential_sum(tf.concat([acc[:, None, :_LANES], rest], axis=1), 1)  # [B, 8]
     for k in range(1, _ILP):
         first = _pinned(first + acc[:, k * _LANES : (k + 1) * _LANES])  # [B, 8]
-    tail = _sequential_sum(_slice_padded(x, vectors * _LANES, n, _LANES - 1), 1)  # [B]
+    tail = _sequential_sum(_window(x, vectors * _LANES, _LANES - 1, n), 1)  # [B]
     vector_sum = _sequential_sum(tf.concat([tail[:, None], first], axis=1), 1)  # [B]
 
     # Rows shorter than one vector: scalars read 4 at a time into 4 accumulators.
     n_short = tf.minimum(n, _LANES - 1)
-    short = _slice_padded(x, 0, n_short, _LANES - 1)  # [B, 7]
+    short = _window(x, 0, _LANES - 1, n_short)  # [B, 7]
     scalar_rows = n_short // _ILP
     head = tf.where(scalar_rows > 0, short[:, :_ILP], tf.zeros_like(short[:, :_ILP]))
-    leftovers = _slice_padded(short, scalar_rows * _ILP, n_short, _ILP - 1)
+    leftovers = _window(short, scalar_rows * _ILP, _ILP - 1, n_short)  # [B, 3]
     lead = _sequential_sum(tf.concat([head[:, :1], leftovers], axis=1), 1)
     scalar_sum = _sequential_sum(tf.concat([lead[:, None], head[:, 1:]], axis=1), 1)  # [B]
 
@@ -142,7 +163,10 @@ def exact_cumsum(x: tf.Tensor) -> tf.Tensor:
     # fine |.| <= 2**-17 on the grid of the values' own last bit (>= 2**-28).
     coarse = tf.round(x * 64.0) / 64.0
     rest = x - coarse
-    middle = tf.round(rest * 65536.0) / 65536.0
+    # 2**16 as two pinned factors of 256: a float16 export (TF.js --quantize float16
+    # converts every constant) cannot hold 65536, and a folded 256 * 256 would be it.
+    middle = tf.round(_pinned(rest * 256.0) * 256.0)
+    middle = _pinned(middle / 256.0) / 256.0
     fine = rest - middle
     total, error = _two_sum(tf.cumsum(coarse, axis=1), tf.cumsum(middle, axis=1))
     # error (2**-16 grid, <= half an ulp of total) plus the fine sum is exact, so the

@@ -17,9 +17,11 @@ Synthesis runs in three stages, each timed for real-time factors:
    (and, on CPU, avoids computing on padding at all).
 3. **vocoder**: pieces of equal mel length are vocoded together.
 
-Every piece draws its noise statelessly from its own seed and its own length, so its
-result does not depend on what else is in the batch: item ``k`` of
-``tts_batch(texts, seed=s)`` equals ``tts(texts[k], seed=s + k)``.
+Every piece draws its noise from its own seed and its own length with the portable
+generator of `gradtts_tf.noise` (which the LiteRT runner and the TF.js page share, so
+a seed gives the same utterance in every runtime), so its result does not depend on
+what else is in the batch: item ``k`` of ``tts_batch(texts, seed=s)`` equals
+``tts(texts[k], seed=s + k)``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import tensorflow as tf
 from gradtts_tf import runtime
 from gradtts_tf.config import Config
 from gradtts_tf.model import GradTTS, load_checkpoint
+from gradtts_tf.noise import piece_noise
 from gradtts_tf.ops import fix_len_compatibility, sequence_mask
 from gradtts_tf.text import text_to_ids
 from gradtts_tf.text.segment import DEFAULT_MAX_TOKENS, DEFAULT_SENTENCE_PAUSE, segment
@@ -116,23 +119,6 @@ class _Piece:
     y_len: int = 0
     mel: np.ndarray | None = None  # [y_len, n_feats]
     audio: np.ndarray | None = None  # [y_len * hop]
-
-
-def piece_noise(seed: int, pos: int, shape: Sequence[int], stochastic: bool = False) -> tf.Tensor:
-    """The standard normal noise of one piece, drawn statelessly.
-
-    Args:
-        seed: The utterance's seed.
-        pos: The piece's position within the utterance.
-        shape: ``[y_len, n_feats]`` for the start noise ``eps`` (``z = mu + eps / temp``),
-            ``[n_timesteps, y_len, n_feats]`` for the stochastic sampler's draws.
-        stochastic: Which of the two streams.
-
-    Returns:
-        float32 tensor of ``shape``.
-    """
-    stream = 2 * pos + int(stochastic)
-    return tf.random.stateless_normal(shape, seed=tf.constant([seed, stream], tf.int64))
 
 
 def _batches(items: list, size: int) -> Iterable[list]:

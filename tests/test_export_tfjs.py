@@ -22,13 +22,16 @@ import keras
 import numpy as np
 import pytest
 
+from export.run_tflite import TFLiteSynthesizer
 from export.savedmodel import export_savedmodels
 from export.tfjs import ConverterNotFoundError, converter_command, export_tfjs, unfuse_tensor_bias
+from export.tflite import export_tflite
 from export.web import serve_in_thread
 from gradtts_tf.audio import griffin_lim, inverse_mel_basis, mel_spectrogram, save_audio
 from gradtts_tf.config import Config
 from gradtts_tf.layers.hifigan import HiFiGANGenerator
 from gradtts_tf.model import GradTTS
+from gradtts_tf.synthesizer import Synthesizer
 from gradtts_tf.text import text_to_ids
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,6 +193,38 @@ def test_node_parity_with_keras(exported, variant, tmp_path):
         assert mel_err < MEL_TOL and audio_err < AUDIO_TOL
     else:
         assert mel_err < MEL_TOL_F16
+
+
+def test_same_seed_same_mel_in_keras_litert_and_tfjs(exported, tmp_path):
+    """One seed, one utterance: the Keras `Synthesizer`, the LiteRT runner and TF.js all
+    draw the start noise from the portable generator (`gradtts_tf.noise`, prng.js)."""
+    _require_node_modules()
+    seed = 1234
+    settings = {"n_timesteps": STEPS, "temperature": TEMPERATURE, "length_scale": 1 / RATE}
+    synth = Synthesizer(exported.model, Config(), vocoder=None)
+    (utterance,), _ = synth.synthesize([TEXT], seed=seed, **settings)
+    keras_mel = utterance.mel  # [T, 80]
+
+    export_tflite(exported.model, tmp_path / "tflite", config=Config(), variants=("float32",))
+    runner = TFLiteSynthesizer(tmp_path / "tflite" / "float32")
+    enc = runner.encode(runner.text_to_ids(TEXT), 1 / RATE)
+    litert_mel = runner.decode(enc, STEPS, TEMPERATURE, seed=seed)
+
+    request = {
+        "model_dir": os.fspath(exported.root / "float32"), "out_dir": os.fspath(tmp_path),
+        "text": TEXT, "steps": STEPS, "temperature": TEMPERATURE, "length_scale": 1 / RATE,
+        "noise": None, "seed": seed, "vocoders": ["griffin_lim"],
+    }
+    _node("node_synth.mjs", request, tmp_path)
+    tfjs_mel = np.fromfile(tmp_path / "mel.f32", np.float32).reshape(-1, 80)
+
+    assert keras_mel.shape == litert_mel.shape == tfjs_mel.shape
+    # Each runtime's float32 precision (the parity tests above: ~3e-6 relative); another
+    # seed's noise moves the mel by its own magnitude.
+    assert _rel_err(litert_mel, keras_mel) < MEL_TOL
+    assert _rel_err(tfjs_mel, keras_mel) < MEL_TOL
+    (other,), _ = synth.synthesize([TEXT], seed=seed + 1, **settings)
+    assert _rel_err(other.mel, keras_mel) > 0.05
 
 
 def _realistic_mel() -> np.ndarray:

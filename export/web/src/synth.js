@@ -8,7 +8,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 
 import { TextFrontend } from './frontend.js';
 import { GriffinLim } from './griffinlim.js';
-import { normalNoise } from './prng.js';
+import { pieceNoise } from './prng.js';
 
 export { NothingToSpeakError } from './frontend.js';
 
@@ -167,7 +167,8 @@ export class GradTTSWeb {
    * @param {number} [options.steps=10] Reverse-diffusion steps.
    * @param {number} [options.temperature=1.5] Noise divisor.
    * @param {number} [options.lengthScale=1] Duration multiplier (> 1 is slower).
-   * @param {number} [options.seed=0] Seed of the JS noise generator.
+   * @param {number} [options.seed=0] Noise seed (the portable generator of prng.js: the
+   *     same mel as the Keras Synthesizer and the LiteRT runner for the same seed).
    * @param {Float32Array} [options.noise] Standard normal noise [1, T, n_feats] (row-major,
    *     T >= padded mel length; the first frames are used), instead of the generator.
    * @param {string} [options.vocoder] "graph" or "griffin_lim" (default: graph if any).
@@ -195,7 +196,7 @@ export class GradTTSWeb {
       }
       eps = noise.subarray ? noise.subarray(0, size) : Float32Array.from(noise.slice(0, size));
     } else {
-      eps = normalNoise(size, seed);
+      eps = pieceNoise(seed, yLength, frames, this.nFeats);
     }
     let xt = tf.tidy(() => tf.mul(tf.add(mu, tf.div(tf.tensor3d(eps, [1, frames, this.nFeats]),
       tf.scalar(temperature))), mask));

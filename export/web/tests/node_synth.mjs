@@ -1,7 +1,8 @@
 // Runs the TF.js pipeline in node (CPU backend) on an export folder, for the parity tests.
 // Usage: node tests/node_synth.mjs REQUEST.json
 // REQUEST: {"model_dir", "out_dir", "text", "steps", "temperature", "length_scale",
-//           "noise": "noise.f32" (raw float32) or null, "vocoders": ["graph", "griffin_lim"],
+//           "noise": "noise.f32" (raw float32) or null (then "seed", default 0, draws it),
+//           "vocoders": ["graph", "griffin_lim"],
 //           "wav_of": "samples.f32" (optional: also encode this waveform as WAV)}
 // Writes OUT/mel.f32, OUT/audio_<vocoder>.f32, OUT/result.json (ids, frames, timings, load).
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -31,7 +32,7 @@ const result = { load: tts.stats, runs: {} };
 for (const vocoder of request.vocoders) {
   const r = await tts.synthesize({
     text: request.text, steps: request.steps, temperature: request.temperature,
-    lengthScale: request.length_scale, noise, vocoder,
+    lengthScale: request.length_scale, noise, seed: request.seed ?? 0, vocoder,
   });
   writeF32(join(request.out_dir, 'mel.f32'), r.mel);
   writeF32(join(request.out_dir, `audio_${vocoder}.f32`), r.audio);
