@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 DATA    ?= data/demo
 RUN     ?= runs/demo
-VOICE   ?= models/demo
+VOICE   ?= demo
 # TF.js: the converter's own venv (tensorflowjs pins packaging<24, which pytest 9 rejects),
 # the web demo's npm packages, and the export folder `make web` serves.
 TFJS_VENV ?= .venv-tfjs

@@ -69,7 +69,7 @@ def _config(args: argparse.Namespace, mode: str):
 
 def _dataset(args: argparse.Namespace, mode: str):
     """(config, manifest, prepare seconds, repeated train dataset) for ``mode``."""
-    from data_function import build_dataset, prepare_corpus
+    from gradtts_tf.data import build_dataset, prepare_corpus
 
     config = _config(args, mode)
     start = time.perf_counter()

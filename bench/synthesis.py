@@ -179,7 +179,7 @@ def _griffin_lim(work: Path, audio_cfg: dict[str, Any]):
     """The numpy Griffin-Lim of ``export/run_tflite.py`` for one mel ``[T, n_mels]``."""
     import numpy as np
 
-    from export.run_tflite import griffin_lim
+    from gradtts_tf.export.run_tflite import griffin_lim
 
     inv = np.load(work / "inv_mel_basis.npy")
     return lambda mel: griffin_lim(
@@ -195,7 +195,7 @@ class KerasContender:
         import tensorflow as tf
 
         self.thread_settings = apply_framework_threads(args.threads, tf=tf)
-        from export.savedmodel import load_checkpoint
+        from gradtts_tf.export.savedmodel import load_checkpoint
         from gradtts_tf.vocoder import load_vocoder
 
         self.tf = tf
@@ -253,7 +253,7 @@ class TFLiteContender:
     def __init__(self, args: argparse.Namespace, model_dir: Path):
         import numpy as np
 
-        from export.run_tflite import TFLiteSynthesizer
+        from gradtts_tf.export.run_tflite import TFLiteSynthesizer
 
         self.np = np
         self.tts = TFLiteSynthesizer(model_dir, num_threads=args.threads)

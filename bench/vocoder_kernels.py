@@ -100,10 +100,10 @@ def whole_graph(gen: Any, mel: Any, args: argparse.Namespace) -> tuple[list, dic
     import numpy as np
     import tensorflow as tf
 
-    from export.run_tflite import Graph
-    from export.savedmodel import SIGNATURE, vocoder_function
-    from export.tflite import convert_savedmodel
     from gradtts_tf.config import AudioConfig
+    from gradtts_tf.export.run_tflite import Graph
+    from gradtts_tf.export.savedmodel import SIGNATURE, vocoder_function
+    from gradtts_tf.export.tflite import convert_savedmodel
     from gradtts_tf.vocoder import HiFiGANVocoder
 
     rows, outputs = [], {}

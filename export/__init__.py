@@ -1,5 +1,3 @@
-"""Edge export of Grad-TTS: SavedModel, TFLite (and TF.js) graphs plus a LiteRT runner.
-
-Kept free of imports on purpose: ``export.run_tflite`` must load without TensorFlow.
-See ``export/README.md``.
+"""Thin entry points for the exporters, kept at the place the project has always
+promised them (``python -m export.tflite`` ...); the code is `gradtts_tf.export`.
 """

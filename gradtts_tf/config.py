@@ -7,9 +7,12 @@ names the key and the file, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -309,26 +312,41 @@ def config_from_dict(values: dict[str, Any], source: str = "<dict>") -> Config:
     return _build(Config, values or {}, source)
 
 
+_PACKAGED_CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+def packaged_configs() -> list[str]:
+    """Names of the configs installed with the package (``configs/NAME.yaml``)."""
+    return sorted(p.stem for p in _PACKAGED_CONFIGS.glob("*.yaml"))
+
+
 def load_config(
     path: str | os.PathLike | None = None, overrides: list[str] | None = None
 ) -> Config:
     """Loads a YAML config file and applies ``section.key=value`` overrides.
 
     Args:
-        path: YAML file; ``None`` gives the defaults.
+        path: YAML file, or the name of a config installed with the package
+            (`packaged_configs`: ``"demo"``, ``"ljspeech"``, ...); ``None`` gives the
+            defaults.
         overrides: Strings like ``"train.batch_size=8"``; values are parsed as YAML.
 
     Returns:
         The validated `Config`.
     """
     values: dict[str, Any] = {}
+    if path is not None and not os.path.exists(path) and str(path) in packaged_configs():
+        path = _PACKAGED_CONFIGS / f"{path}.yaml"
     source = str(path) if path is not None else "<defaults>"
     if path is not None:
         try:
             with open(path, encoding="utf-8") as f:
                 values = yaml.safe_load(f) or {}
         except FileNotFoundError as e:
-            raise ConfigError(f"config file not found: {path}") from e
+            raise ConfigError(
+                f"config file not found: {path} (installed configs, usable by name: "
+                f"{', '.join(packaged_configs())})"
+            ) from e
         except yaml.YAMLError as e:
             raise ConfigError(f"{path}: not valid YAML: {e}") from e
     for item in overrides or []:
@@ -348,3 +366,63 @@ def as_config(config: Config | str | os.PathLike | None) -> Config:
     if isinstance(config, Config):
         return config
     return load_config(config)
+
+
+# Official HiFi-GAN JSON key -> our AudioConfig field.
+_AUDIO_KEYS = {
+    "num_mels": "n_mels",
+    "sampling_rate": "sample_rate",
+    "hop_size": "hop_length",
+    "n_fft": "n_fft",
+    "win_size": "win_length",
+    "fmin": "f_min",
+    "fmax": "f_max",
+}
+# Official HiFi-GAN JSON key -> our VocoderConfig field.
+_VOCODER_KEYS = {
+    "resblock": "resblock",
+    "upsample_rates": "upsample_rates",
+    "upsample_kernel_sizes": "upsample_kernel_sizes",
+    "upsample_initial_channel": "upsample_initial_channel",
+    "resblock_kernel_sizes": "resblock_kernel_sizes",
+    "resblock_dilation_sizes": "resblock_dilation_sizes",
+    "segment_size": "segment_size",
+    "batch_size": "batch_size",
+    "learning_rate": "learning_rate",
+    "adam_b1": "adam_b1",
+    "adam_b2": "adam_b2",
+    "lr_decay": "lr_decay",
+    "seed": "seed",
+    "fmax_for_loss": "loss_f_max",
+}
+
+
+def vocoder_config_from_official(
+    config: Mapping[str, Any] | str | os.PathLike,
+) -> tuple[VocoderConfig, dict[str, Any]]:
+    """Reads an official HiFi-GAN JSON config (e.g. ``config_v1.json``).
+
+    It lives with the config tree (not with the checkpoint converter) because loading a
+    vocoder folder that carries an official ``config.json`` needs it at run time.
+
+    Args:
+        config: The parsed JSON or its path.
+
+    Returns:
+        ``(VocoderConfig, audio)``: the generator layout/training settings, and the
+        audio settings it states as our `AudioConfig` field names (only those present).
+        Other keys (``num_gpus``, ``dist_config``, ...) are ignored.
+    """
+    if not isinstance(config, Mapping):
+        config = json.loads(Path(config).read_text())
+    values = {ours: config[theirs] for theirs, ours in _VOCODER_KEYS.items() if theirs in config}
+    if "resblock" in values:
+        values["resblock"] = str(values["resblock"])
+    for key in ("learning_rate", "adam_b1", "adam_b2", "lr_decay"):
+        if key in values:
+            values[key] = float(values[key])
+    audio = {ours: config[theirs] for theirs, ours in _AUDIO_KEYS.items() if theirs in config}
+    for key in ("f_min", "f_max"):
+        if audio.get(key) is not None:
+            audio[key] = float(audio[key])
+    return VocoderConfig(**values), audio

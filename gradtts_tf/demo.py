@@ -1,4 +1,4 @@
-"""The Quick start's main job, on the shipped demo voice (``models/demo``).
+"""The Quick start's main job, on the shipped demo voice (``demo``, installed with the package).
 
 ``python -m gradtts_tf.demo --data data/demo --out runs/demo`` synthesises sample
 sentences (held-out sentences of the demo dataset, which the voice never heard, listed
@@ -17,8 +17,9 @@ import shutil
 import time
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_VOICE = PROJECT_ROOT / "models" / "demo"
+from gradtts_tf.voices import resolve_voice
+
+DEFAULT_VOICE = resolve_voice("demo")
 
 # Not in the demo corpus (a test checks it): speech the voice has never been trained on.
 NEW_SENTENCES = (
@@ -37,7 +38,7 @@ def read_heldout(voice: str | os.PathLike) -> list[tuple[str, str]]:
     Returns:
         An empty list if the voice has no such file.
     """
-    path = Path(voice) / HELDOUT_FILE
+    path = resolve_voice(voice) / HELDOUT_FILE
     if not path.is_file():
         return []
     rows = []
@@ -116,7 +117,7 @@ def run(
     from gradtts_tf.evaluation import evaluate, load_references
     from gradtts_tf.synthesizer import Synthesizer
 
-    voice, out = Path(voice), Path(out)
+    voice, out = resolve_voice(voice), Path(out)
     config = load_config(voice / "config.yaml")
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -149,7 +150,7 @@ def run(
     })
 
     if export:
-        from export.tflite import export_tflite
+        from gradtts_tf.export.tflite import export_tflite
 
         print("exporting TFLite (float32, float16) ...", flush=True)
         tfl = export_tflite(voice, out / "tflite", variants=("float32", "float16"))
@@ -157,7 +158,7 @@ def run(
             v: {"dir": str(out / "tflite" / v), "bytes": e["total_bytes"]}
             for v, e in tfl["variants"].items()
         }
-        from export.tfjs import ConverterNotFoundError, export_tfjs
+        from gradtts_tf.export.tfjs import ConverterNotFoundError, export_tfjs
 
         print("exporting TF.js ...", flush=True)
         try:
@@ -203,8 +204,8 @@ def describe(summary: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m gradtts_tf.demo", description=__doc__)
-    parser.add_argument("--voice", default=str(DEFAULT_VOICE),
-                        help="voice run folder (default: the shipped models/demo)")
+    parser.add_argument("--voice", default="demo",
+                        help="voice: a run folder or an installed voice's name (default: demo)")
     parser.add_argument("--data", default=None,
                         help="demo dataset (e.g. data/demo): recordings of the held-out "
                         "sentences for MCD and the ceilings (default: WER/CER only)")
@@ -222,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.n_val < 0 or (args.n_timesteps is not None and args.n_timesteps < 1):
         parser.error("--n-val must be >= 0 and --n-timesteps >= 1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter out
-    source = args.package_from or args.voice
+    source = args.package_from or resolve_voice(args.voice)
     for name, folder in (("--data", args.data), ("--voice/--package-from", source)):
         if folder is not None and not Path(folder).is_dir():
             parser.error(f"{name} {folder}: no such folder")

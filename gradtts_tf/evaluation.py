@@ -307,14 +307,14 @@ def load_references(
     Args:
         path: Corpus folder (``metadata.csv`` + ``wavs/``) or filelist.
         split: ``None``/"all" for every line; "val" or "train" for the split that
-            training used (`data_function.prepare_corpus(...).split`, which needs the
+            training used (`gradtts_tf.data.prepare_corpus(...).split`, which needs the
             training config: ``data.n_val``, ``data.split_seed``, audio settings).
         config: The config defining the split (`Config`, YAML path or ``None``).
 
     Returns:
         The references in corpus order.
     """
-    from data_function import prepare_corpus, read_corpus
+    from gradtts_tf.data import prepare_corpus, read_corpus
 
     utterances, _ = read_corpus(path)
     refs = [Reference(u.uid, u.text, u.audio_path) for u in utterances]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from pathlib import Path
 
 import keras
 import tensorflow as tf
@@ -23,6 +22,7 @@ from gradtts_tf.ops import (
     maximum_path_frame_major,
     sequence_mask,
 )
+from gradtts_tf.voices import available_voices, resolve_voice
 
 LOSS_NAMES = ("loss", "dur_loss", "prior_loss", "diff_loss")
 # Training-only metrics: gradient norms before clipping, fraction of skipped steps.
@@ -681,7 +681,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[GradTTS, Config]:
     """Loads a run folder holding ``config.yaml`` and ``model.weights.h5``.
 
     Args:
-        path: A ``train.py`` run folder or a ``python -m gradtts_tf.convert`` output.
+        path: A ``train.py`` run folder, a ``python -m gradtts_tf.convert`` output or
+            the name of a voice installed with the package (``"demo"``).
 
     Returns:
         ``(model, config)``.
@@ -689,13 +690,14 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[GradTTS, Config]:
     Raises:
         FileNotFoundError: Naming the missing file and how to produce it.
     """
-    path = Path(path)
+    path = resolve_voice(path)
     config_file, weights = path / "config.yaml", path / "model.weights.h5"
     for f in (config_file, weights):
         if not f.is_file():
             raise FileNotFoundError(
                 f"{f} not found: point to a run folder written by train.py or by "
-                "'python -m gradtts_tf.convert'"
+                "'python -m gradtts_tf.convert', or name an installed voice "
+                f"({', '.join(available_voices())})"
             )
     config = load_config(config_file)
     model = GradTTS.from_config_tree(config)

@@ -199,7 +199,8 @@ class Synthesizer:
         """Loads a run folder holding ``config.yaml`` and ``model.weights.h5``.
 
         Args:
-            path: A ``train.py`` run folder or a ``python -m gradtts_tf.convert`` output.
+            path: A ``train.py`` run folder, a ``python -m gradtts_tf.convert`` output or
+                the name of an installed voice (``"demo"``).
             vocoder: As in the constructor.
             decoder_dtype: As in the constructor.
 

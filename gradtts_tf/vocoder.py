@@ -158,7 +158,7 @@ def _read_checkpoint_config(folder: Path) -> tuple[VocoderConfig, dict[str, Any]
         config = load_config(yaml_file)
         return config.vocoder, dataclasses.asdict(config.audio)
     if json_file.is_file():
-        from gradtts_tf.convert.hifigan import vocoder_config_from_official
+        from gradtts_tf.config import vocoder_config_from_official
 
         return vocoder_config_from_official(json.loads(json_file.read_text()))
     raise FileNotFoundError(

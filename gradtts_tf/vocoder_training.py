@@ -62,18 +62,18 @@ def vocoder_dataset(
 
     Args:
         data_path: LJSpeech folder or Grad-TTS filelist (read with
-            `data_function.prepare_corpus`, which validates and caches the corpus).
+            `gradtts_tf.data.prepare_corpus`, which validates and caches the corpus).
         config: Config tree (``audio``, ``data`` split settings, ``vocoder``).
         split: "train" (shuffled, random segments, full batches), "val" (the middle
             segment of each utterance, in order) or "all".
         fine_tune_mels: Folder of ``{uid}.npy`` generator-input mels (fine-tuning).
-        manifest: A prepared `data_function.Manifest`.
+        manifest: A prepared `gradtts_tf.data.Manifest`.
 
     Returns:
         Dataset of dicts: ``mel`` float32 ``[B, S / hop, n_mels]`` and ``audio``
         float32 ``[B, S]`` with ``S = vocoder.segment_size``.
     """
-    from data_function import prepare_corpus
+    from gradtts_tf.data import prepare_corpus
 
     a, v = config.audio, config.vocoder
     seg = v.segment_size
@@ -230,8 +230,8 @@ def train_vocoder(
     Returns:
         The Keras `History`.
     """
-    from data_function import prepare_corpus
     from gradtts_tf.config import load_config
+    from gradtts_tf.data import prepare_corpus
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -308,9 +308,9 @@ def make_fine_tune_mels(
     Returns:
         Number of files written.
     """
-    from data_function import prepare_corpus
     from gradtts_tf.audio import mel_from_config
     from gradtts_tf.config import load_config
+    from gradtts_tf.data import prepare_corpus
     from gradtts_tf.model import GradTTS
     from gradtts_tf.ops import fix_len_compatibility
 

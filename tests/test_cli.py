@@ -6,8 +6,8 @@ import pytest
 
 import evaluate
 import inference
-from export import run_tflite
 from gradtts_tf.cli import add_sampling_arguments, check_sampling_arguments
+from gradtts_tf.export import run_tflite
 
 
 def _parse(argv):

@@ -6,9 +6,9 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
-from data_function import Manifest, build_dataset, prepare_corpus, read_corpus
 from gradtts_tf.audio import load_audio, mel_spectrogram
 from gradtts_tf.config import load_config
+from gradtts_tf.data import Manifest, build_dataset, prepare_corpus, read_corpus
 from gradtts_tf.text import text_to_ids
 
 SR = 22050
@@ -75,7 +75,7 @@ def test_manifest_is_cached_and_reused(corpus, tmp_path, monkeypatch):
     import os
     from pathlib import Path
 
-    import data_function
+    from gradtts_tf.data import pipeline as data_function
 
     # Count the expensive work: audio reads (one per utterance with a usable transcript)
     # and traces of the mel function (one per preparation pass).
@@ -277,7 +277,7 @@ def five_good(tmp_path) -> Path:
 def _warnings(caplog) -> list[str]:
     return [
         r.getMessage() for r in caplog.records
-        if r.name == "data_function" and r.levelno == logging.WARNING
+        if r.name == "gradtts_tf.data" and r.levelno == logging.WARNING
     ]
 
 
@@ -285,7 +285,7 @@ def test_build_dataset_logs_one_warning_per_skipped_row(five_good, tmp_path, cap
     config = _config(tmp_path, "data.n_val=1")
     for attempt in ("first pass", "manifest from the cache"):
         caplog.clear()
-        with caplog.at_level(logging.INFO, logger="data_function"):
+        with caplog.at_level(logging.INFO, logger="gradtts_tf.data"):
             ds = build_dataset(five_good, config, split="train")
         warnings = _warnings(caplog)
         assert len(warnings) == len(BAD_ROWS), (attempt, warnings)
@@ -295,14 +295,14 @@ def test_build_dataset_logs_one_warning_per_skipped_row(five_good, tmp_path, cap
             assert len(matching) == 1, (attempt, source, warnings)
             assert f"({uid}): {reason}: " in matching[0] and detail in matching[0]
         infos = [r.getMessage() for r in caplog.records
-                 if r.name == "data_function" and r.levelno == logging.INFO]
+                 if r.name == "gradtts_tf.data" and r.levelno == logging.INFO]
         assert any("5 utterances usable, 5 skipped" in m for m in infos), (attempt, infos)
         assert any("skipped 3 x bad audio" in m for m in infos)
     assert [int(b["x"].shape[0]) for b in ds] == [2, 2]  # 4 training utterances
 
 
 def test_prepare_corpus_logs_the_manifest_summary(five_good, tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="data_function"):
+    with caplog.at_level(logging.WARNING, logger="gradtts_tf.data"):
         manifest = prepare_corpus(five_good, _config(tmp_path), progress=False)
     assert _warnings(caplog) == [f"skipped {Manifest.describe_skip(s)}" for s in manifest.skipped]
     summary = manifest.summary()
@@ -364,7 +364,7 @@ def test_bucketing_without_a_full_bucket_is_a_clear_error(five_good, tmp_path, c
     assert "lower data.n_buckets (now 2), set data.bucketing=false" in message
     # Batches of 3: the first bucket fills one; the other two utterances are reported.
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="data_function"):
+    with caplog.at_level(logging.WARNING, logger="gradtts_tf.data"):
         batches = list(build_dataset(five_good, config(3), "train"))
     assert [tuple(b["y"].shape[:2]) for b in batches] == [(3, 52)]
     assert any("2 utterances are in length buckets holding fewer than one batch of "

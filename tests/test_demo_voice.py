@@ -1,15 +1,18 @@
-"""The shipped demo voice (``models/demo``) and the Quick start's main command."""
+"""The shipped demo voice (``demo``, installed with the package) and the Quick start's
+main command."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from data_function import Manifest
 from gradtts_tf import demo
 from gradtts_tf.config import load_config
+from gradtts_tf.data import Manifest
 from gradtts_tf.demo_data import load_sentences
 from gradtts_tf.evaluation import normalize_text
+from gradtts_tf.voices import available_voices, resolve_voice
 
 VOICE = demo.DEFAULT_VOICE
 # What the slow demo test measures: the first 6 held-out sentences (61 words), the voice's
@@ -28,7 +31,13 @@ def test_voice_files_are_small_and_complete():
     assert config.text.add_blank
     weights = VOICE / "model.weights.h5"
     assert 1e6 < weights.stat().st_size < 30e6  # "tens of MB at most"
-    assert (VOICE / "README.md").is_file()
+    # Installed by name; the synthesis files only (the optimizer state stays out).
+    assert VOICE == resolve_voice("demo") and available_voices() == ["demo"]
+    assert sorted(p.name for p in VOICE.iterdir()) == [
+        "config.yaml", "heldout.tsv", "model.weights.h5"
+    ]
+    # How it was made and how well it speaks: the repository's models/demo/README.md.
+    assert (Path(__file__).resolve().parents[1] / "models" / "demo" / "README.md").is_file()
 
 
 def test_heldout_is_the_validation_split_of_the_demo_corpus():

@@ -258,7 +258,7 @@ def test_evaluate_report_and_json_schema(references, recognizer, tmp_path):
 
 
 def test_load_references_split_matches_training(demo_corpus):
-    from data_function import prepare_corpus
+    from gradtts_tf.data import prepare_corpus
 
     config = load_config(None, ["data.n_val=4"])
     val = ev.load_references(demo_corpus, "val", config)

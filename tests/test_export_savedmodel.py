@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from tensorflow.core.protobuf import saved_model_pb2
 
-from export.savedmodel import MANIFEST, export_savedmodels, graph_specs
 from gradtts_tf.config import Config
+from gradtts_tf.export.savedmodel import MANIFEST, export_savedmodels, graph_specs
 from gradtts_tf.model import GradTTS
 from gradtts_tf.text import text_to_ids
 
@@ -140,8 +140,8 @@ def test_manifest(exported):
 
 
 def test_manifest_carries_the_voices_inference_settings(exported):
-    from export.savedmodel import manifest
     from gradtts_tf.config import load_config
+    from gradtts_tf.export.savedmodel import manifest
 
     model, _, _ = exported
     config = load_config(None, ["inference.temperature=3.0", "inference.length_scale=0.9",

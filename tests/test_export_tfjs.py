@@ -22,13 +22,18 @@ import keras
 import numpy as np
 import pytest
 
-from export.run_tflite import TFLiteSynthesizer
-from export.savedmodel import export_savedmodels
-from export.tfjs import ConverterNotFoundError, converter_command, export_tfjs, unfuse_tensor_bias
-from export.tflite import export_tflite
-from export.web import serve_in_thread
 from gradtts_tf.audio import griffin_lim, inverse_mel_basis, mel_spectrogram, save_audio
 from gradtts_tf.config import Config
+from gradtts_tf.export.run_tflite import TFLiteSynthesizer
+from gradtts_tf.export.savedmodel import export_savedmodels
+from gradtts_tf.export.tfjs import (
+    ConverterNotFoundError,
+    converter_command,
+    export_tfjs,
+    unfuse_tensor_bias,
+)
+from gradtts_tf.export.tflite import export_tflite
+from gradtts_tf.export.web import serve_in_thread
 from gradtts_tf.layers.hifigan import HiFiGANGenerator
 from gradtts_tf.model import GradTTS
 from gradtts_tf.synthesizer import Synthesizer

@@ -16,18 +16,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from export.run_tflite import (
+from gradtts_tf.audio import griffin_lim as tf_griffin_lim
+from gradtts_tf.audio import inverse_mel_basis, mel_spectrogram
+from gradtts_tf.config import Config
+from gradtts_tf.export.run_tflite import (
     Graph,
     TFLiteSynthesizer,
     griffin_lim,
     model_ops,
     size_dynamic_inputs,
 )
-from export.savedmodel import INV_MEL_FILE
-from export.tflite import FlexOpsError, convert_savedmodel, export_tflite, measure
-from gradtts_tf.audio import griffin_lim as tf_griffin_lim
-from gradtts_tf.audio import inverse_mel_basis, mel_spectrogram
-from gradtts_tf.config import Config
+from gradtts_tf.export.savedmodel import INV_MEL_FILE
+from gradtts_tf.export.tflite import FlexOpsError, convert_savedmodel, export_tflite, measure
 from gradtts_tf.layers.hifigan import HiFiGANGenerator
 from gradtts_tf.model import GradTTS
 from gradtts_tf.noise import standard_normal

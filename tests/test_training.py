@@ -10,9 +10,9 @@ import pytest
 import tensorflow as tf
 
 import train
-from data_function import prepare_corpus, stream_order
 from gradtts_tf.config import load_config
 from gradtts_tf.convert import main as convert_main
+from gradtts_tf.data import prepare_corpus, stream_order
 from gradtts_tf.model import GradTTS
 from gradtts_tf.synthesizer import Synthesizer
 from gradtts_tf.training import WarmupDecay, build_model

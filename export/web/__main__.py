@@ -1,5 +1,5 @@
 """``python -m export.web --model-dir DIR``: serves the browser demo locally."""
 
-from export.web import main
+from gradtts_tf.export.web import main
 
 main()

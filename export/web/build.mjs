@@ -1,5 +1,6 @@
 // Bundles the page with esbuild into a self-contained folder (no CDN, works offline):
-//   node build.mjs [OUTDIR]   (default: dist)
+//   node build.mjs [OUTDIR]   (default: ../../gradtts_tf/export/web_dist, the copy the
+//   Python package installs and `python -m export.web` / gradtts-export serve serve)
 // OUTDIR gets index.html, app.js (+ source map) and the TF.js WASM binaries.
 import { copyFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -8,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const outdir = resolve(process.argv[2] || join(here, 'dist'));
+const outdir = resolve(process.argv[2] || join(here, '..', '..', 'gradtts_tf', 'export', 'web_dist'));
 mkdirSync(outdir, { recursive: true });
 
 const result = await build({

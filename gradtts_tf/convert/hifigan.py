@@ -10,72 +10,15 @@ all axes but torch's axis 0.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gradtts_tf.config import VocoderConfig
+from gradtts_tf.config import VocoderConfig, vocoder_config_from_official
 
-# Official HiFi-GAN JSON key -> our AudioConfig field.
-_AUDIO_KEYS = {
-    "num_mels": "n_mels",
-    "sampling_rate": "sample_rate",
-    "hop_size": "hop_length",
-    "n_fft": "n_fft",
-    "win_size": "win_length",
-    "fmin": "f_min",
-    "fmax": "f_max",
-}
-# Official HiFi-GAN JSON key -> our VocoderConfig field.
-_VOCODER_KEYS = {
-    "resblock": "resblock",
-    "upsample_rates": "upsample_rates",
-    "upsample_kernel_sizes": "upsample_kernel_sizes",
-    "upsample_initial_channel": "upsample_initial_channel",
-    "resblock_kernel_sizes": "resblock_kernel_sizes",
-    "resblock_dilation_sizes": "resblock_dilation_sizes",
-    "segment_size": "segment_size",
-    "batch_size": "batch_size",
-    "learning_rate": "learning_rate",
-    "adam_b1": "adam_b1",
-    "adam_b2": "adam_b2",
-    "lr_decay": "lr_decay",
-    "seed": "seed",
-    "fmax_for_loss": "loss_f_max",
-}
-
-
-def vocoder_config_from_official(
-    config: Mapping[str, Any] | str | os.PathLike,
-) -> tuple[VocoderConfig, dict[str, Any]]:
-    """Reads an official HiFi-GAN JSON config (e.g. ``config_v1.json``).
-
-    Args:
-        config: The parsed JSON or its path.
-
-    Returns:
-        ``(VocoderConfig, audio)``: the generator layout/training settings, and the
-        audio settings it states as our `AudioConfig` field names (only those present).
-        Other keys (``num_gpus``, ``dist_config``, ...) are ignored.
-    """
-    if not isinstance(config, Mapping):
-        config = json.loads(Path(config).read_text())
-    values = {ours: config[theirs] for theirs, ours in _VOCODER_KEYS.items() if theirs in config}
-    if "resblock" in values:
-        values["resblock"] = str(values["resblock"])
-    for key in ("learning_rate", "adam_b1", "adam_b2", "lr_decay"):
-        if key in values:
-            values[key] = float(values[key])
-    audio = {ours: config[theirs] for theirs, ours in _AUDIO_KEYS.items() if theirs in config}
-    for key in ("f_min", "f_max"):
-        if audio.get(key) is not None:
-            audio[key] = float(audio[key])
-    return VocoderConfig(**values), audio
-
+__all__ = ["hifigan_from_official", "vocoder_config_from_official"]
 
 def _torch_kernel(weights: Mapping[str, np.ndarray], prefix: str) -> tuple[np.ndarray, set[str]]:
     """Folded torch kernel of one convolution and the keys it used."""

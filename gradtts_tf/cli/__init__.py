@@ -48,13 +48,13 @@ class _CurrentStdout(logging.StreamHandler):
 
 
 def show_data_report() -> None:
-    """Prints the data pipeline's report (logger ``data_function``) on standard output.
+    """Prints the data pipeline's report (logger ``gradtts_tf.data``) on standard output.
 
     The library logs what it found and skipped; a program shows it once, as messages
     of its own (counts, then one line per skipped utterance). Calling it again adds
     nothing.
     """
-    log = logging.getLogger("data_function")
+    log = logging.getLogger("gradtts_tf.data")
     if not any(isinstance(h, _CurrentStdout) for h in log.handlers):
         handler = _CurrentStdout()
         handler.setFormatter(logging.Formatter("%(message)s"))
