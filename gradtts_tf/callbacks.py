@@ -11,7 +11,9 @@ renamed into place, so a crash mid-write never leaves a ``ckpt-*`` that loads ha
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import faulthandler
 import io
 import json
 import logging
@@ -19,6 +21,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -385,11 +388,15 @@ class GracefulInterrupt(keras.callbacks.Callback):
     """Ctrl-C (SIGINT) or SIGTERM: finish the step, checkpoint, leave `fit`.
 
     A second signal interrupts at once (the last complete checkpoint stays valid).
+    With ``exit_deadline`` (seconds; the command line's), the process is also bound
+    to end within that time once the checkpoint is on disk (`arm_exit_deadline`),
+    with exit status 130.
     """
 
-    def __init__(self, checkpointer: Checkpointer):
+    def __init__(self, checkpointer: Checkpointer, exit_deadline: float | None = None):
         super().__init__()
         self.checkpointer = checkpointer
+        self.exit_deadline = exit_deadline
         self.requested: int | None = None
         self._previous: dict = {}
 
@@ -418,21 +425,124 @@ class GracefulInterrupt(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         self.uninstall()
 
+    def _stop(self, ckpt: Path | None):
+        self.uninstall()
+        if self.exit_deadline is not None:
+            arm_exit_deadline(self.exit_deadline, 130)
+        raise TrainingInterrupted(self.checkpointer.progress.step, ckpt)
+
     def on_train_batch_end(self, batch, logs=None):
         last_of_epoch = _last_of_epoch(self, batch)
         if self.requested is not None and not last_of_epoch:
             # At an epoch's last step, on_epoch_end stops instead: the epoch's
             # validation, history row and checkpoint come first.
-            ckpt = self.checkpointer.save()
-            self.uninstall()
-            raise TrainingInterrupted(self.checkpointer.progress.step, ckpt)
+            self._stop(self.checkpointer.save())
 
     def on_epoch_end(self, epoch, logs=None):
         # The Checkpointer (earlier in the list) has just saved this state.
         if self.requested is not None:
-            self.uninstall()
-            raise TrainingInterrupted(self.checkpointer.progress.step,
-                                      self.checkpointer.last_saved)
+            self._stop(self.checkpointer.last_saved)
+
+
+# ---------------------------------------------------------------------------------
+# Bounded exit after an interrupt
+
+
+class _SigevThread(ctypes.Structure):
+    _fields_ = [("function", ctypes.c_void_p), ("attributes", ctypes.c_void_p)]
+
+
+class _SigevFields(ctypes.Union):
+    # struct sigevent is 64 bytes on Linux (glibc and musl); the union pads it.
+    _fields_ = [
+        ("pad", ctypes.c_int * ((64 - 2 * ctypes.sizeof(ctypes.c_int)
+                                 - ctypes.sizeof(ctypes.c_void_p)) // ctypes.sizeof(ctypes.c_int))),
+        ("thread", _SigevThread),
+    ]
+
+
+class _Sigevent(ctypes.Structure):
+    _fields_ = [("value", ctypes.c_void_p), ("signo", ctypes.c_int), ("notify", ctypes.c_int),
+                ("fields", _SigevFields)]
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("sec", ctypes.c_long), ("nsec", ctypes.c_long)]
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = [("interval", _Timespec), ("value", _Timespec)]
+
+
+_SIGEV_THREAD = 2  # Linux's values
+_CLOCK_MONOTONIC = 1
+_exit_timers: list = []  # armed timers stay referenced for the life of the process
+
+
+def _arm_exit_timer(seconds: float, status: int) -> bool:
+    """A POSIX timer whose expiry calls the C library's ``_exit(status)`` on a thread of
+    its own (``SIGEV_THREAD``); False where there is no such timer (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if not hasattr(libc, "timer_create"):  # glibc before 2.34 keeps it in librt
+            libc = ctypes.CDLL("librt.so.1", use_errno=True)
+        exit_fn = ctypes.cast(libc._exit, ctypes.c_void_p).value
+        timer_create, timer_settime = libc.timer_create, libc.timer_settime
+    except (OSError, AttributeError):
+        return False
+    # The thread function receives the sigval union, whose int member is the status.
+    event = _Sigevent(value=status, notify=_SIGEV_THREAD)
+    event.fields.thread.function = exit_fn
+    timer = ctypes.c_void_p()
+    timer_create.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+    if timer_create(_CLOCK_MONOTONIC, ctypes.byref(event), ctypes.byref(timer)) != 0:
+        return False
+    whole = int(seconds)
+    spec = _Itimerspec(value=_Timespec(whole, int((seconds - whole) * 1e9)))
+    timer_settime.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+    if timer_settime(timer, 0, ctypes.byref(spec), None) != 0:
+        return False
+    _exit_timers.append(timer)
+    return True
+
+
+def arm_exit_deadline(seconds: float, status: int = 130) -> str:
+    """Ends the process with exit ``status`` if it is still running ``seconds`` from now.
+
+    The command line arms it once its Ctrl-C checkpoint is on disk: whatever still
+    blocks the way out then (an input-pipeline thread stuck in a read that never
+    returns and the iterator's destructor waiting for it, a thread that never ends)
+    costs ``seconds`` instead of a process that never exits. Python's tracebacks are
+    written to stderr a second before, so the log shows what was blocking; stdout and
+    stderr are flushed now, since the exit skips Python's own flushing.
+
+    The deadline is a C-level timer, not a Python watchdog thread: once interpreter
+    shutdown has begun, Python ends every other thread the moment it asks for the GIL,
+    and the objects still alive (tf.data iterators among them) are destroyed after that
+    point, so a Python thread could not end a hang there. Where the C library has no
+    ``SIGEV_THREAD`` timer, faulthandler's watchdog thread (also free of the GIL) ends
+    the process instead, with status 1.
+
+    Returns:
+        What will end the process: ``"timer"``, ``"faulthandler"`` or ``"none"``.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    armed = _arm_exit_timer(seconds, status)
+    try:
+        faulthandler.dump_traceback_later(
+            max(seconds - 1.0, 0.1) if armed else seconds, exit=not armed,
+            file=sys.__stderr__,
+        )
+    except (AttributeError, OSError, ValueError, RuntimeError):
+        # No file descriptor behind stderr: no tracebacks (and no fallback exit).
+        return "timer" if armed else "none"
+    return "timer" if armed else "faulthandler"
 
 
 class NonFiniteGuard(keras.callbacks.Callback):

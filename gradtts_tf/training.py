@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gc
 import json
 import math
 import os
@@ -417,6 +418,23 @@ def _samples(entries: list[dict], config: Config, n: int) -> list[dict]:
     return out
 
 
+def _release_input_pipelines(model: GradTTS) -> None:
+    """Destroys the tf.data iterators `fit` leaves behind, so their threads stop now.
+
+    When `fit` is left by an exception (Ctrl-C), Keras keeps its validation iterator
+    on the model, and the training iterator (the endless stream, with its prefetch and
+    map threads) stays alive in reference cycles until the next full garbage
+    collection, often the one at interpreter shutdown. Destroying an iterator cancels
+    its threads and waits for a generator call in flight (a read of the corpus); at
+    shutdown that wait has no bound, and Python by then refuses the GIL to every other
+    thread. Collected here, it happens in a running interpreter and, after a Ctrl-C
+    of ``train.py``, within its exit deadline (`GracefulInterrupt`).
+    """
+    if getattr(model, "_eval_epoch_iterator", None) is not None:
+        model._eval_epoch_iterator = None
+    gc.collect()
+
+
 # ---------------------------------------------------------------------------------
 # train()
 
@@ -431,6 +449,7 @@ def train(
     verbose: int | str = "auto",
     warm_start_from: str | os.PathLike | None = None,
     ignore_layers: str | None = None,
+    exit_deadline: float | None = None,
 ) -> keras.callbacks.History:
     """Trains Grad-TTS on a corpus, resuming when ``out_dir`` holds checkpoints.
 
@@ -444,6 +463,10 @@ def train(
         verbose: Passed to `fit`.
         warm_start_from: Initial weights for a new run (see `warm_start`).
         ignore_layers: Regular expression of weight paths not to warm-start.
+        exit_deadline: Only for a process that ends when an interrupted run returns
+            (``train.py``): once the Ctrl-C/SIGTERM checkpoint is on disk, the process
+            is ended with status 130 this many seconds later unless it has exited by
+            then (`gradtts_tf.callbacks.arm_exit_deadline`).
 
     Returns:
         The Keras `History`, with extra attributes ``progress`` (`Progress`),
@@ -454,7 +477,7 @@ def train(
             ``warm_start_from`` is given for a run that has checkpoints.
         gradtts_tf.callbacks.TrainingDiverged: Too many non-finite steps in a row.
     """
-    from data_function import build_dataset, prepare_corpus, stream_order
+    from gradtts_tf.data import build_dataset, prepare_corpus, stream_order
 
     t = config.train
     # First: oneDNN's precision and MultiWorkerMirroredStrategy are fixed by the first op.
@@ -595,7 +618,7 @@ def train(
     with dtype_policy("float32"):
         export_model = GradTTS.from_config_tree(config)
     checkpointer = cb.Checkpointer(out, progress, t.keep_last, export_model, chief=chief)
-    interrupt = cb.GracefulInterrupt(checkpointer)
+    interrupt = cb.GracefulInterrupt(checkpointer, exit_deadline)
     guard = cb.NonFiniteGuard(progress, describe_batch, t.max_nonfinite_steps,
                               out / "nonfinite.log" if chief else None)
     train_logger = cb.TrainLogger(out / "logs", progress, t.log_every_steps, chief=chief,
@@ -609,11 +632,13 @@ def train(
             config.audio, t.log_images_every, t.log_synth_timesteps,
             out / "images" if t.png_logs else None, chief=chief,
         ))
+    csv_logger = None
     if chief:
         # Before the checkpoint: a row written for an epoch whose checkpoint then did
         # not make it is dropped on resume (_truncate_history).
         _truncate_history(out / "history.csv", progress.epoch)
-        callbacks.append(keras.callbacks.CSVLogger(str(out / "history.csv"), append=True))
+        csv_logger = keras.callbacks.CSVLogger(str(out / "history.csv"), append=True)
+        callbacks.append(csv_logger)
     callbacks += [checkpointer, interrupt]
 
     if 0 < progress.in_epoch < steps_per_epoch:
@@ -636,10 +661,16 @@ def train(
     except cb.TrainingInterrupted as e:
         interrupted = True
         where = f"; checkpoint {e.checkpoint}" if e.checkpoint else ""
-        print(f"\ninterrupted at step {e.step}{where}. Rerun the same command to resume.")
+        print(f"\ninterrupted at step {e.step}{where}. Rerun the same command to resume.",
+              flush=True)
     finally:
         interrupt.uninstall()
         train_logger.close()
+        if csv_logger is not None and getattr(csv_logger, "csv_file", None) is not None:
+            csv_logger.csv_file.close()  # fit closes it only when it ends normally
+    # Only once fit has returned or was interrupted: a second Ctrl-C or a crash
+    # leaves at once, without waiting here for the input pipelines.
+    _release_input_pipelines(model)
     if chief and not interrupted:
         cb.export_weights(model, export_model, out / "model.weights.h5")
     history = model.history

@@ -13,8 +13,8 @@ import h5py
 import numpy as np
 import pytest
 
-import train as train_cli
 from gradtts_tf import callbacks as cb
+from gradtts_tf.cli import train as train_cli
 from gradtts_tf.config import load_config
 from gradtts_tf.convert import main as convert_main
 from gradtts_tf.model import GradTTS

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import train
+from gradtts_tf.cli import train
 from gradtts_tf.config import load_config
 from gradtts_tf.convert import main as convert_main
 from gradtts_tf.data import prepare_corpus, stream_order

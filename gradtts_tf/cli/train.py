@@ -1,0 +1,108 @@
+"""Train Grad-TTS: ``python train.py --config configs/demo.yaml --data DATA --out RUN``.
+
+Rerunning the same command on the same ``--out`` folder resumes from its newest
+checkpoint. Ctrl-C saves a checkpoint and exits (status 130), at the latest
+``EXIT_DEADLINE`` seconds after the checkpoint is on disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+# After a Ctrl-C, seconds from the checkpoint on disk to the process's end at the latest
+# (normally a few: interpreter shutdown tears TensorFlow down); see
+# gradtts_tf.callbacks.arm_exit_deadline.
+EXIT_DEADLINE = 30.0
+
+
+def main(argv: list[str] | None = None) -> None:
+    from gradtts_tf.runtime import CPU_MATH
+
+    parser = argparse.ArgumentParser(description="Train Grad-TTS with model.fit.")
+    parser.add_argument("--config", required=True, help="YAML config (e.g. configs/demo.yaml)")
+    parser.add_argument("--data", required=True, help="LJSpeech folder or Grad-TTS filelist")
+    parser.add_argument("--out", required=True, help="run folder; an existing one is resumed")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        help="override a config value, e.g. --set train.batch_size=8 (repeatable)",
+    )
+    parser.add_argument("--epochs", type=int,
+                        help="override train.epochs (fit epochs = checkpoint intervals)")
+    parser.add_argument("--steps-per-epoch", type=int,
+                        help="steps per fit epoch (override train.checkpoint_every_steps)")
+    parser.add_argument(
+        "--warm-start", metavar="CKPT",
+        help="initialise a new run from a run folder, checkpoint or .weights.h5 (e.g. a "
+             "converted official checkpoint)",
+    )
+    parser.add_argument(
+        "--ignore-layers", metavar="REGEX",
+        help="with --warm-start: weights whose path matches are not loaded "
+             "(e.g. 'encoder/emb' for a new symbol set, 'spk_emb' for new speakers)",
+    )
+    parser.add_argument("--strategy", choices=("default", "mirrored", "multiworker"),
+                        help="tf.distribute strategy (train.strategy)")
+    parser.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"),
+                        help="train.precision")
+    parser.add_argument("--cpu-math", choices=CPU_MATH,
+                        help="train.cpu_math: precision of convolutions and matmuls on "
+                             "x86 CPUs (bfloat16: faster on AMX / AVX512-BF16 CPUs)")
+    parser.add_argument("--png-logs", action="store_true",
+                        help="also write the logged images (and audio) to RUN/images/")
+    xla = parser.add_mutually_exclusive_group()
+    xla.add_argument("--no-jit", action="store_true",
+                     help="turn XLA off (train.jit_compile=off; default: XLA on GPUs only)")
+    xla.add_argument("--jit", action="store_true", help="turn XLA on (train.jit_compile=on)")
+    args = parser.parse_args(argv)
+    from gradtts_tf.cli import show_data_report
+
+    show_data_report()
+    if args.epochs is not None and args.epochs < 1:
+        parser.error("--epochs must be >= 1")
+    if args.steps_per_epoch is not None and args.steps_per_epoch < 1:
+        parser.error("--steps-per-epoch must be >= 1")
+    if args.ignore_layers and not args.warm_start:
+        parser.error("--ignore-layers needs --warm-start")
+
+    from gradtts_tf.config import ConfigError, load_config
+
+    overrides = list(args.set)
+    if args.strategy:
+        overrides.append(f"train.strategy={args.strategy}")
+    if args.precision:
+        overrides.append(f"train.precision={args.precision}")
+    if args.cpu_math:
+        overrides.append(f"train.cpu_math={args.cpu_math}")
+    if args.png_logs:
+        overrides.append("train.png_logs=true")
+    if args.no_jit:
+        overrides.append("train.jit_compile='off'")
+    if args.jit:
+        overrides.append("train.jit_compile='on'")
+    try:
+        config = load_config(args.config, overrides)
+    except ConfigError as e:
+        parser.error(str(e))
+
+    from gradtts_tf.callbacks import TrainingDiverged
+    from gradtts_tf.training import RunError, train
+
+    try:
+        history = train(
+            config, args.data, args.out, epochs=args.epochs,
+            steps_per_epoch=args.steps_per_epoch, warm_start_from=args.warm_start,
+            ignore_layers=args.ignore_layers, exit_deadline=EXIT_DEADLINE,
+        )
+    except (RunError, FileNotFoundError) as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except TrainingDiverged as e:
+        print(f"train.py: training stopped: {e}", file=sys.stderr)
+        sys.exit(1)
+    if history.interrupted:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
