@@ -776,9 +776,15 @@ class SampleLogger(keras.callbacks.Callback):
         n_timesteps: int = 10,
         png_dir: str | os.PathLike | None = None,
         chief: bool = True,
+        temperature: float = 1.5,
+        length_scale: float = 1.0,
     ):
         super().__init__()
         self.samples = samples
+        # The voice's synthesis settings (the config's `inference` section), so the
+        # logged samples sound as the trained voice will.
+        self.temperature = temperature
+        self.length_scale = length_scale
         self.log_dir = Path(log_dir)
         self.progress = progress
         self.audio = audio_config
@@ -813,7 +819,8 @@ class SampleLogger(keras.callbacks.Callback):
                     spk = np.array([sample.get("speaker", 0)], np.int32)
                 out = self.model.synthesise(
                     ids, np.array([ids.shape[1]], np.int32), n_timesteps=self.n_timesteps,
-                    temperature=1.5, spk=spk, seed=i,
+                    temperature=self.temperature, length_scale=self.length_scale, spk=spk,
+                    seed=i,
                 )
                 n = int(out["mel_lengths"][0])
                 decoder = out["model_outputs"][0, :n].numpy()

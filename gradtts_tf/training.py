@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import gc
-import json
 import math
 import os
 import re
@@ -42,8 +41,7 @@ from gradtts_tf.config import Config, TrainConfig, load_config
 from gradtts_tf.model import GradTTS
 from gradtts_tf.optimizers import FusedAdam
 from gradtts_tf.runtime import set_cpu_math
-
-LEGACY_BACKUP = Path("backup") / "latest.weights.h5"
+from gradtts_tf.voices import resolve_voice
 
 
 class RunError(ValueError):
@@ -243,24 +241,23 @@ def resolve_weights(source: str | os.PathLike) -> tuple[Path, Path | None]:
     """Finds the weights file and its ``config.yaml`` for ``--warm-start``.
 
     ``source`` may be a ``.weights.h5`` file, a checkpoint directory, a run folder
-    (its ``model.weights.h5``, else its newest checkpoint, else an older
-    ``train.py``'s ``backup/latest.weights.h5``) or a converted official checkpoint
-    folder. The config is looked up beside the file and up to two folders above.
+    (its ``model.weights.h5``, else its newest checkpoint), an installed voice's name
+    or a converted official checkpoint folder. The config is looked up beside the file
+    and up to two folders above.
     """
-    p = Path(source)
+    p = resolve_voice(source)
     if p.is_dir():
         ckpts = cb.list_checkpoints(p)
         for candidate in (
             p / cb.STATE_WEIGHTS, p / "model.weights.h5",
-            ckpts[-1] / cb.STATE_WEIGHTS if ckpts else None, p / LEGACY_BACKUP,
+            ckpts[-1] / cb.STATE_WEIGHTS if ckpts else None,
         ):
             if candidate is not None and candidate.is_file():
                 p = candidate
                 break
         else:
             raise RunError(
-                f"{source}: no model.weights.h5, checkpoints/ or backup/latest.weights.h5 "
-                "to warm-start from"
+                f"{source}: no model.weights.h5 or checkpoints/ to warm-start from"
             )
     elif not p.is_file():
         raise RunError(f"--warm-start: {source} not found")
@@ -374,20 +371,6 @@ def _apply_learning_rate(model: GradTTS, t: TrainConfig) -> None:
         lr.assign(t.learning_rate)
 
 
-def _restore_legacy(model: GradTTS, out: Path) -> tuple[int, int] | None:
-    """Continues a run folder of the earlier ``BackupAndRestore`` layout.
-
-    Returns ``(fit epochs done, optimizer updates)``, or ``None`` without a backup.
-    """
-    weights = out / LEGACY_BACKUP
-    if not weights.is_file():
-        return None
-    model.load_weights(weights)  # weights + optimizer state (same layout: plain Adam)
-    meta = weights.parent / "training_metadata.json"
-    epoch = json.loads(meta.read_text())["epoch"] if meta.is_file() else 0
-    return epoch, int(model.optimizer.iterations.numpy())
-
-
 def _truncate_history(path: Path, epochs_done: int) -> None:
     """Drops ``history.csv`` rows of epochs after the checkpoint being resumed."""
     if not path.is_file():
@@ -497,7 +480,7 @@ def train(
                 + f"\nResume with the same settings, or use a new --out folder (add "
                 f"--warm-start {out} to start from its weights)."
             )
-    resuming = bool(cb.list_checkpoints(out)) or (out / LEGACY_BACKUP).is_file()
+    resuming = bool(cb.list_checkpoints(out))
     if resuming and warm_start_from is not None:
         raise RunError(
             f"{out} already has checkpoints: rerun without --warm-start to resume it, or "
@@ -547,14 +530,6 @@ def train(
             f"no checkpoint in {out / 'checkpoints'} loads (see the warnings above); move "
             "the damaged ones away to resume from an older one, or use a new --out folder"
         )
-    if resumed_from is None and resuming:
-        legacy = _restore_legacy(model, out)
-        if legacy is not None:
-            progress.epoch, updates = legacy
-            progress.step = updates
-            progress.start_position = progress.step * batch
-            resumed_from = out / LEGACY_BACKUP
-            print(f"continuing {out} from its earlier-layout backup ({updates} updates)")
     if resumed_from is None and warm_start_from is not None:
         warm_start(model, warm_start_from, ignore_layers, config=config)
     if resumed_from is not None:
@@ -631,6 +606,8 @@ def train(
             _samples(val_entries, config, t.n_log_samples), out / "logs", progress,
             config.audio, t.log_images_every, t.log_synth_timesteps,
             out / "images" if t.png_logs else None, chief=chief,
+            temperature=config.inference.temperature,
+            length_scale=config.inference.length_scale,
         ))
     csv_logger = None
     if chief:

@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
@@ -124,22 +123,6 @@ def test_warm_start_skips_ignored_and_mismatched_layers(tmp_path):
     for path in skipped:
         np.testing.assert_array_equal(after[path], before[path])
     assert len(report["loaded"]) + len(skipped) == len(after)
-
-    # A run folder of the earlier train.py (BackupAndRestore: backup/latest.weights.h5
-    # with the optimizer state inside) warm-starts too.
-    old_run = tmp_path / "old_run"
-    (old_run / "backup").mkdir(parents=True)
-    old = build_model(source)
-    old.set_weights(src_model.get_weights())
-    old.save_weights(old_run / "backup" / "latest.weights.h5")
-    (old_run / "config.yaml").write_text((tmp_path / "official" / "config.yaml").read_text())
-    with h5py.File(old_run / "backup" / "latest.weights.h5") as f:
-        assert "optimizer" in f
-    fresh = build_model(source)
-    report = warm_start(fresh, old_run, verbose=False)
-    assert not report["shape"] and not report["missing"] and not report["ignored"]
-    for a, b in zip(fresh.get_weights(), src_model.get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
 
 
 def test_incompatible_run_folder_is_refused_saying_what_differs(demo_corpus, tmp_path):

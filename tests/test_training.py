@@ -210,3 +210,34 @@ def test_mixed_precision_accumulation_ema_schedule_logs_and_nan_guard(demo_corpu
     assert len(list((run / "images").glob("*.wav"))) == 2
     progress = json.loads((run / "progress.json").read_text())
     assert progress["step"] == 6 and "examples_per_sec" in progress
+
+
+def test_sample_logger_speaks_with_the_voices_settings(tmp_path, monkeypatch):
+    """Logged samples use the config's `inference` temperature and length scale."""
+    from gradtts_tf import callbacks as cb
+    from gradtts_tf.model import GradTTS
+
+    model = GradTTS(n_vocab=149, n_enc_channels=16, filter_channels=16, filter_channels_dp=16,
+                    n_enc_layers=1, dec_dim=8, out_size=16, seed=0)
+    calls = []
+    real = model.synthesise
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(model, "synthesise", spy)
+    model.compile(optimizer=keras.optimizers.Adam())  # EMAWeights reads the optimizer
+    sample = {"uid": "u1", "ids": [1, 2, 3, 4], "mel": np.zeros((12, 80), np.float32)}
+    config = load_config("configs/demo.yaml", ["inference.temperature=2.5",
+                                               "inference.length_scale=0.8"])
+    logger = cb.SampleLogger([sample], tmp_path / "logs", cb.Progress(), config.audio,
+                             n_timesteps=2, png_dir=tmp_path / "png",
+                             temperature=config.inference.temperature,
+                             length_scale=config.inference.length_scale)
+    logger.set_model(model)
+    logger.log_samples()
+    assert [(c["temperature"], c["length_scale"], c["n_timesteps"]) for c in calls] == [
+        (2.5, 0.8, 2)
+    ]
+    assert len(list((tmp_path / "png").glob("*.wav"))) == 1
