@@ -313,12 +313,13 @@ def test_runner_cli_without_tensorflow(exported, tmp_path):
 def test_runner_same_seed_same_audio(exported):
     _, _, out, _ = exported
     tts = TFLiteSynthesizer(out / "float32")
-    a, times = tts.tts(TEXTS[0], steps=2, seed=11)
-    b, _ = tts.tts(TEXTS[0], steps=2, seed=11)
-    c, _ = tts.tts(TEXTS[0], steps=2, seed=12)
+    a, rate = tts.tts(TEXTS[0], n_timesteps=2, seed=11)
+    times = tts.timings
+    b, _ = tts.tts(TEXTS[0], n_timesteps=2, seed=11)
+    c, _ = tts.tts(TEXTS[0], n_timesteps=2, seed=12)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
-    assert times["rtf"] > 0 and times["audio"] == a.shape[0] / 22050
+    assert rate == 22050 and times["rtf"] > 0 and times["audio"] == a.shape[0] / 22050
 
 
 def test_runner_defaults_are_the_voices_sampling_settings(exported, monkeypatch):
@@ -328,11 +329,12 @@ def test_runner_defaults_are_the_voices_sampling_settings(exported, monkeypatch)
     # As written by an export of a voice whose config sets `inference`.
     monkeypatch.setitem(tts.info, "sampling",
                         {"steps": 2, "temperature": 3.0, "length_scale": 0.8})
-    a, times = tts.tts(TEXTS[0], seed=11)
-    b, _ = tts.tts(TEXTS[0], steps=2, temperature=3.0, length_scale=0.8, seed=11)
-    c, _ = tts.tts(TEXTS[0], steps=2, temperature=3.0, length_scale=1.0, seed=11)
+    a, _ = tts.tts(TEXTS[0], seed=11)
+    assert tts.timings["steps"] == 2
+    b, _ = tts.tts(TEXTS[0], n_timesteps=2, temperature=3.0, length_scale=0.8, seed=11)
+    c, _ = tts.tts(TEXTS[0], n_timesteps=2, temperature=3.0, length_scale=1.0, seed=11)
     np.testing.assert_array_equal(a, b)
-    assert times["steps"] == 2 and a.shape[0] < c.shape[0]
+    assert a.shape[0] < c.shape[0]
 
 
 def test_evaluate_cli_scores_an_exported_folder(exported, demo_corpus, tmp_path):
@@ -369,7 +371,8 @@ def test_evaluate_cli_scores_an_exported_folder(exported, demo_corpus, tmp_path)
     assert [s["reference_id"] for s in scored] == [ref.uid, None]
     # What was scored is the runner's audio for the same text, settings and seed.
     tts = TFLiteSynthesizer(voice, num_threads=1)
-    audio = [tts.tts(t, steps=2, temperature=3.0, length_scale=0.8, seed=4)[0] for t in texts]
+    audio = [tts.tts(t, n_timesteps=2, temperature=3.0, length_scale=0.8, seed=4)[0]
+             for t in texts]
     for s, a in zip(scored, audio, strict=True):
         assert s["duration"] == pytest.approx(a.shape[0] / tts.sample_rate)
     reference = load_audio(ref.audio_path, tts.sample_rate)
@@ -413,3 +416,19 @@ def test_inverse_mel_basis_file(exported):
     assert basis["file"] == INV_MEL_FILE and basis["shape"] == [80, 513]
     assert (out / "float32" / INV_MEL_FILE).stat().st_size == 80 * 513 * 4
     assert info["vocoder"]["type"] == "graph" and info["precision"] == "float32"
+
+
+def test_runner_and_synthesizer_share_the_tts_signature():
+    """An app can swap the Keras `Synthesizer` and the LiteRT runner: same arguments,
+    same defaults, same result (audio, sample rate)."""
+    import inspect
+
+    from gradtts_tf.synthesizer import Synthesizer
+
+    def named(fn):
+        return [(p.name, p.default) for p in inspect.signature(fn).parameters.values()
+                if p.kind is not p.VAR_KEYWORD]
+
+    assert named(TFLiteSynthesizer.tts) == named(Synthesizer.tts)
+    assert inspect.signature(TFLiteSynthesizer.tts).return_annotation == \
+        inspect.signature(Synthesizer.tts).return_annotation

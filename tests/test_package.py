@@ -4,6 +4,7 @@ every console script works from a non-editable install outside the checkout."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -34,10 +35,17 @@ PACKAGE_DATA = (
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    # A copy of what the build reads: setuptools writes build/ and *.egg-info beside
+    # the sources, which must not land in (or leak stale files into) the checkout.
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "gradtts_tf", source / "gradtts_tf",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.map"))
     # No build isolation: the test environment has setuptools (>= 77) already.
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", os.fspath(out), os.fspath(ROOT)],
+         "-w", os.fspath(out), os.fspath(source)],
         capture_output=True, text=True, check=False, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         config = load_config(config_file)
     tflite = None
     if args.tflite:
-        from gradtts_tf.export.run_tflite import EvaluationAdapter, TFLiteSynthesizer
+        from gradtts_tf.export.run_tflite import TFLiteSynthesizer
 
         try:
             tflite = TFLiteSynthesizer(args.tflite, num_threads=args.threads)
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.limit:
         sentences = sentences[: args.limit]
 
-    synth = EvaluationAdapter(tflite) if tflite is not None else None
+    synth = tflite  # the runner has the Synthesizer's tts() and synthesis_settings()
     if args.checkpoint:
         from gradtts_tf.synthesizer import Synthesizer
 

@@ -244,6 +244,7 @@ class TFLiteSynthesizer:
     ):
         start = time.perf_counter()
         self.model_dir = Path(model_dir)
+        self.timings: dict[str, float] = {}  # the last `tts` call's, per stage
         info_file = self.model_dir / MANIFEST
         if not info_file.is_file():
             raise FileNotFoundError(f"{info_file} not found: run 'python -m export.tflite' first")
@@ -357,7 +358,7 @@ class TFLiteSynthesizer:
 
     def synthesis_settings(
         self,
-        steps: int | None = None,
+        n_timesteps: int | None = None,
         temperature: float | None = None,
         length_scale: float | None = None,
     ) -> tuple[int, float, float]:
@@ -366,7 +367,7 @@ class TFLiteSynthesizer:
         voice = {"steps": 10, "temperature": 1.5, "length_scale": 1.0,
                  **self.info.get("sampling", {})}
         return (
-            int(voice["steps"] if steps is None else steps),
+            int(voice["steps"] if n_timesteps is None else n_timesteps),
             float(voice["temperature"] if temperature is None else temperature),
             float(voice["length_scale"] if length_scale is None else length_scale),
         )
@@ -374,19 +375,21 @@ class TFLiteSynthesizer:
     def tts(
         self,
         text: str,
-        steps: int | None = None,
+        n_timesteps: int | None = None,
         temperature: float | None = None,
         length_scale: float | None = None,
-        seed: int | None = None,
         speaker: int | None = None,
-    ) -> tuple[np.ndarray, dict[str, float]]:
-        """Text -> audio; returns ``(audio [samples], timings in seconds + rtf)``.
+        seed: int | None = None,
+    ) -> tuple[np.ndarray, int]:
+        """Text -> ``(float32 audio [samples] in [-1, 1], sample rate)``.
 
-        ``steps``, ``temperature`` and ``length_scale`` default to the voice's settings
-        (`synthesis_settings`).
+        The signature and result of `gradtts_tf.synthesizer.Synthesizer.tts`: the same
+        seed gives the same mel (the portable noise generator). ``n_timesteps``,
+        ``temperature`` and ``length_scale`` default to the voice's settings
+        (`synthesis_settings`). Each stage's time is left in `timings`.
         """
         steps, temperature, length_scale = self.synthesis_settings(
-            steps, temperature, length_scale
+            n_timesteps, temperature, length_scale
         )
         times = {}
         start = time.perf_counter()
@@ -405,38 +408,8 @@ class TFLiteSynthesizer:
         times["audio"] = audio.shape[0] / self.sample_rate
         times["rtf"] = times["total"] / max(times["audio"], 1e-9)
         times["steps"] = steps
-        return audio, times
-
-
-class EvaluationAdapter:
-    """A `TFLiteSynthesizer` behind the interface `gradtts_tf.evaluation.evaluate` calls
-    (``tts(text, n_timesteps=, ...) -> (audio, sample_rate)``), so an exported folder is
-    scored exactly as a Keras checkpoint is (``evaluate.py --tflite DIR``)."""
-
-    def __init__(self, synthesizer: TFLiteSynthesizer):
-        self.synthesizer = synthesizer
-
-    def synthesis_settings(
-        self, n_timesteps: int | None, temperature: float | None, length_scale: float | None
-    ) -> tuple[int, float, float]:
-        """The voice's settings where an argument is ``None``."""
-        return self.synthesizer.synthesis_settings(n_timesteps, temperature, length_scale)
-
-    def tts(
-        self,
-        text: str,
-        n_timesteps: int | None = None,
-        temperature: float | None = None,
-        length_scale: float | None = None,
-        seed: int | None = None,
-        speaker: int | None = None,
-    ) -> tuple[np.ndarray, int]:
-        """Text -> (float32 audio ``[samples]`` in [-1, 1], sample rate)."""
-        audio, _ = self.synthesizer.tts(
-            text, steps=n_timesteps, temperature=temperature, length_scale=length_scale,
-            seed=seed, speaker=speaker,
-        )
-        return audio, self.synthesizer.sample_rate
+        self.timings = times
+        return audio, self.sample_rate
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -456,13 +429,14 @@ def main(argv: list[str] | None = None) -> None:
     check_sampling_arguments(parser, args)
     tts = TFLiteSynthesizer(args.model_dir, num_threads=args.threads, vocoder=args.vocoder)
     try:
-        audio, times = tts.tts(
-            args.text, steps=args.steps, temperature=args.temperature,
-            length_scale=args.length_scale, seed=args.seed, speaker=args.speaker,
+        audio, _ = tts.tts(
+            args.text, n_timesteps=args.steps, temperature=args.temperature,
+            length_scale=args.length_scale, speaker=args.speaker, seed=args.seed,
         )
     except ValueError as err:  # e.g. nothing pronounceable in the text
         parser.exit(2, f"error: {err}\n")
     write_wav(args.out, audio, tts.sample_rate)
+    times = tts.timings
     print(
         f"{args.out}: {times['audio']:.2f} s of audio; load {tts.load_seconds * 1e3:.0f} ms, "
         f"front-end load {tts.frontend_load_seconds * 1e3:.0f} ms; front end "
