@@ -31,6 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gradtts_tf.keras_internals import ema_pairs, optimizer_strategy
 from gradtts_tf.runtime import release_free_memory
 
 logger = logging.getLogger(__name__)
@@ -163,8 +164,7 @@ def ema_values(model: keras.Model) -> list[np.ndarray]:
     opt = _ema_optimizer(model)
     averages = {}
     if opt is not None:
-        for var, avg in zip(opt._trainable_variables, opt._model_variables_moving_average,
-                            strict=True):
+        for var, avg in ema_pairs(opt):
             averages[id(var)] = avg
     return [np.asarray(averages.get(id(w), w).numpy()) for w in model.weights]
 
@@ -177,9 +177,8 @@ class EMAWeights:
 
     def _swap(self):
         opt = self.opt
-        strategy = opt._distribution_strategy
-        for var, avg in zip(opt._trainable_variables, opt._model_variables_moving_average,
-                            strict=True):
+        strategy = optimizer_strategy(opt)
+        for var, avg in ema_pairs(opt):
             var, avg = var.value, avg.value
             # In-place swap without a temporary, on every replica's copy.
             strategy.extended.update(var, lambda a, b: a.assign_add(b), args=(avg,))

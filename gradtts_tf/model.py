@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from gradtts_tf.config import Config, load_config
+from gradtts_tf.keras_internals import in_multi_worker_mode
 from gradtts_tf.layers.diffusion import Diffusion
 from gradtts_tf.layers.text_encoder import TextEncoder
 from gradtts_tf.ops import (
@@ -50,7 +51,7 @@ def _logs(values: dict) -> dict:
     averages them over replicas along axis 0 (which a scalar does not have)."""
     strategy = tf.distribute.get_strategy()
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
-        strategy.extended._in_multi_worker_mode()
+        in_multi_worker_mode(strategy)
     ):
         return {name: value[None] for name, value in values.items()}
     return values

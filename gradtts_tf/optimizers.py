@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from gradtts_tf.keras_internals import variable_index
+
 
 @keras.saving.register_keras_serializable(package="gradtts_tf")
 class FusedAdam(keras.optimizers.Adam):
@@ -35,7 +37,7 @@ class FusedAdam(keras.optimizers.Adam):
         if self.amsgrad or keras.backend.backend() != "tensorflow":
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
-        index = self._get_variable_index(variable)
+        index = variable_index(self, variable)
         local_step = tf.cast(self.iterations + 1, dtype)
         beta_1 = tf.cast(self.beta_1, dtype)
         beta_2 = tf.cast(self.beta_2, dtype)

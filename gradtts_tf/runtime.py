@@ -68,16 +68,9 @@ def release_free_memory() -> bool:
 
 def _tensorflow_started() -> bool:
     """Best effort: True once TensorFlow's eager context exists (ops may have run)."""
-    import sys
+    from gradtts_tf.keras_internals import eager_context_started
 
-    if "tensorflow" not in sys.modules:
-        return False
-    try:
-        from tensorflow.python.eager import context
-
-        return context.context()._context_handle is not None  # noqa: SLF001
-    except (ImportError, AttributeError):
-        return False
+    return eager_context_started()
 
 
 def set_cpu_math(mode: str) -> None:

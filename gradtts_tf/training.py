@@ -38,6 +38,7 @@ import tensorflow as tf
 
 from gradtts_tf import callbacks as cb
 from gradtts_tf.config import Config, TrainConfig, load_config
+from gradtts_tf.keras_internals import drop_eval_iterator
 from gradtts_tf.model import GradTTS
 from gradtts_tf.optimizers import FusedAdam
 from gradtts_tf.runtime import set_cpu_math
@@ -413,8 +414,7 @@ def _release_input_pipelines(model: GradTTS) -> None:
     thread. Collected here, it happens in a running interpreter and, after a Ctrl-C
     of ``train.py``, within its exit deadline (`GracefulInterrupt`).
     """
-    if getattr(model, "_eval_epoch_iterator", None) is not None:
-        model._eval_epoch_iterator = None
+    drop_eval_iterator(model)
     gc.collect()
 
 
