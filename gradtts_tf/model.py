@@ -13,7 +13,7 @@ import os
 import keras
 import tensorflow as tf
 
-from gradtts_tf.config import Config, load_config
+from gradtts_tf.config import Config, ModelConfig, load_config
 from gradtts_tf.keras_internals import in_multi_worker_mode
 from gradtts_tf.layers.diffusion import Diffusion
 from gradtts_tf.layers.text_encoder import TextEncoder
@@ -57,6 +57,13 @@ def _logs(values: dict) -> dict:
     return values
 
 
+# The architecture's arguments and defaults live in `ModelConfig` (the one list); the
+# model adds what comes from other config sections or only exists at run time.
+_DEFAULTS = ModelConfig()
+_MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig))
+_RUN_FIELDS = ("n_feats", "out_size", "grad_clip", "seed", "decoder_dtype")
+
+
 @keras.saving.register_keras_serializable(package="gradtts_tf")
 class GradTTS(keras.Model):
     """Grad-TTS: text encoder + duration predictor + score-based diffusion decoder.
@@ -72,25 +79,25 @@ class GradTTS(keras.Model):
 
     def __init__(
         self,
-        n_vocab: int = 149,
-        n_spks: int = 1,
-        spk_emb_dim: int = 64,
-        n_enc_channels: int = 192,
-        filter_channels: int = 768,
-        filter_channels_dp: int = 256,
-        n_heads: int = 2,
-        n_enc_layers: int = 6,
-        enc_kernel: int = 3,
-        enc_dropout: float = 0.1,
-        window_size: int = 4,
+        n_vocab: int = _DEFAULTS.n_vocab,
+        n_spks: int = _DEFAULTS.n_spks,
+        spk_emb_dim: int = _DEFAULTS.spk_emb_dim,
+        n_enc_channels: int = _DEFAULTS.n_enc_channels,
+        filter_channels: int = _DEFAULTS.filter_channels,
+        filter_channels_dp: int = _DEFAULTS.filter_channels_dp,
+        n_heads: int = _DEFAULTS.n_heads,
+        n_enc_layers: int = _DEFAULTS.n_enc_layers,
+        enc_kernel: int = _DEFAULTS.enc_kernel,
+        enc_dropout: float = _DEFAULTS.enc_dropout,
+        window_size: int = _DEFAULTS.window_size,
         n_feats: int = 80,
-        dec_dim: int = 64,
-        beta_min: float = 0.05,
-        beta_max: float = 20.0,
-        pe_scale: int = 1000,
+        dec_dim: int = _DEFAULTS.dec_dim,
+        beta_min: float = _DEFAULTS.beta_min,
+        beta_max: float = _DEFAULTS.beta_max,
+        pe_scale: int = _DEFAULTS.pe_scale,
         out_size: int | None = 172,
         grad_clip: float = 1.0,
-        spk_cond_encoder: bool = False,
+        spk_cond_encoder: bool = _DEFAULTS.spk_cond_encoder,
         seed: int | None = None,
         decoder_dtype: str | None = None,
         **kwargs,
@@ -140,16 +147,10 @@ class GradTTS(keras.Model):
     @classmethod
     def from_config_tree(cls, config: Config, **overrides) -> GradTTS:
         """Builds the model described by a `Config` (``n_feats`` is ``audio.n_mels``)."""
-        m = config.model
-        kwargs = dict(
-            n_vocab=m.n_vocab, n_spks=m.n_spks, spk_emb_dim=m.spk_emb_dim,
-            n_enc_channels=m.n_enc_channels, filter_channels=m.filter_channels,
-            filter_channels_dp=m.filter_channels_dp, n_heads=m.n_heads,
-            n_enc_layers=m.n_enc_layers, enc_kernel=m.enc_kernel, enc_dropout=m.enc_dropout,
-            window_size=m.window_size, n_feats=config.audio.n_mels, dec_dim=m.dec_dim,
-            beta_min=m.beta_min, beta_max=m.beta_max, pe_scale=m.pe_scale,
-            out_size=config.train.out_size or None, grad_clip=config.train.grad_clip,
-            spk_cond_encoder=m.spk_cond_encoder, seed=config.train.seed,
+        kwargs = {name: getattr(config.model, name) for name in _MODEL_FIELDS}
+        kwargs.update(
+            n_feats=config.audio.n_mels, out_size=config.train.out_size or None,
+            grad_clip=config.train.grad_clip, seed=config.train.seed,
         )
         kwargs.update(overrides)
         return cls(**kwargs)
@@ -164,18 +165,7 @@ class GradTTS(keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                name: getattr(self, name)
-                for name in (
-                    "n_vocab", "n_spks", "spk_emb_dim", "n_enc_channels", "filter_channels",
-                    "filter_channels_dp", "n_heads", "n_enc_layers", "enc_kernel",
-                    "enc_dropout", "window_size", "n_feats", "dec_dim", "beta_min",
-                    "beta_max", "pe_scale", "out_size", "grad_clip", "spk_cond_encoder", "seed",
-                    "decoder_dtype",
-                )
-            }
-        )
+        config.update({name: getattr(self, name) for name in _MODEL_FIELDS + _RUN_FIELDS})
         return config
 
     def with_decoder_dtype(self, policy: str) -> GradTTS:

@@ -1,17 +1,16 @@
 """GradTTS model: parity with the official model, training mechanics, save/load."""
 
 import json
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import REF
 
 from gradtts_tf.convert import gradtts_from_official
 from gradtts_tf.model import GradTTS
 
-REF = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "reference"
 MODELS = ["gradtts_small", "gradtts_small_multispeaker"]
 
 
@@ -253,3 +252,23 @@ def test_gradient_clipping_per_module():
     # Raw gradients are far larger than 1e-3, so each module's step is clipped to it.
     np.testing.assert_allclose(update_norm(model.encoder), 1e-3, rtol=1e-3)
     np.testing.assert_allclose(update_norm(model.decoder), 1e-3, rtol=1e-3)
+
+
+def test_model_config_is_the_one_list_of_hyperparameters():
+    """`GradTTS` takes every `ModelConfig` field with its default, and its config is
+    derived from that list (plus what other sections give it)."""
+    import dataclasses
+    import inspect
+
+    from gradtts_tf.config import Config, ModelConfig
+
+    params = inspect.signature(GradTTS.__init__).parameters
+    for field in dataclasses.fields(ModelConfig):
+        assert params[field.name].default == field.default, field.name
+    config = Config()
+    config.model.n_enc_layers, config.model.dec_dim, config.audio.n_mels = 1, 8, 40
+    model = GradTTS.from_config_tree(config)
+    got = model.get_config()
+    assert {f.name for f in dataclasses.fields(ModelConfig)} <= set(got)
+    assert (got["n_enc_layers"], got["dec_dim"], got["n_feats"]) == (1, 8, 40)
+    assert GradTTS.from_config(got).get_config() == got
