@@ -19,7 +19,9 @@ import numpy as np
 import soundfile as sf
 import tensorflow as tf
 
-from gradtts_tf.config import AudioConfig
+from gradtts_tf.config import AudioConfig, GriffinLimConfig
+
+_GRIFFIN_LIM = GriffinLimConfig()  # the defaults, defined once in the config tree
 
 logger = logging.getLogger(__name__)
 
@@ -276,10 +278,11 @@ def griffin_lim(
     win_length: int = 1024,
     f_min: float = 0.0,
     f_max: float | None = 8000.0,
-    n_iter: int = 32,
-    power: float = 1.0,
-    momentum: float = 0.99,
+    n_iter: int = _GRIFFIN_LIM.n_iter,
+    power: float = _GRIFFIN_LIM.power,
+    momentum: float = _GRIFFIN_LIM.momentum,
     init_angles: tf.Tensor | np.ndarray | None = None,
+    mel_clamp: float = _GRIFFIN_LIM.mel_clamp,
 ) -> tf.Tensor:
     """Inverts a log-mel spectrogram to a waveform with (fast) Griffin-Lim, in TF ops.
 
@@ -305,6 +308,7 @@ def griffin_lim(
         momentum: Fast Griffin-Lim momentum in ``[0, 1)``.
         init_angles: Optional complex64 unit phases ``[B, frames, n_fft // 2 + 1]``
             (or without ``B``); default all ones (zero phase).
+        mel_clamp: ``|log-mel|`` limit before ``exp`` (`GriffinLimConfig.mel_clamp`).
 
     Returns:
         float32 waveform ``[samples]`` or ``[B, samples]``, ``samples = frames * hop``.
@@ -320,6 +324,7 @@ def griffin_lim(
     inv = tf.constant(inverse_mel_basis(sample_rate, n_fft, n_mels, f_min, f_max))
     batch = tf.shape(mel)[0]
     frames = tf.shape(mel)[1]
+    mel = tf.clip_by_value(mel, -mel_clamp, mel_clamp)
     flat = tf.reshape(tf.exp(mel), [-1, n_mels])  # [B * frames, n_mels]
     lin = tf.reshape(tf.matmul(flat, inv), [batch, frames, n_bins])  # [B, frames, bins]
     mag = tf.maximum(lin, 0.0)

@@ -777,6 +777,7 @@ class SampleLogger(keras.callbacks.Callback):
         chief: bool = True,
         temperature: float = 1.5,
         length_scale: float = 1.0,
+        griffin_lim=None,
     ):
         super().__init__()
         self.samples = samples
@@ -784,6 +785,7 @@ class SampleLogger(keras.callbacks.Callback):
         # logged samples sound as the trained voice will.
         self.temperature = temperature
         self.length_scale = length_scale
+        self.griffin_lim = griffin_lim  # GriffinLimConfig; None: its defaults
         self.log_dir = Path(log_dir)
         self.progress = progress
         self.audio = audio_config
@@ -803,13 +805,15 @@ class SampleLogger(keras.callbacks.Callback):
 
     def log_samples(self) -> None:
         """Synthesises and logs every sample at the current step."""
-        from gradtts_tf.audio import griffin_lim, save_audio
+        from gradtts_tf.audio import save_audio
+        from gradtts_tf.vocoder import GriffinLimVocoder
 
         step = self.progress.step
         writer = tf.summary.create_file_writer(str(self.log_dir / "samples"))
         if self.png_dir is not None:
             self.png_dir.mkdir(parents=True, exist_ok=True)
         a = self.audio
+        vocoder = GriffinLimVocoder(a, self.griffin_lim)
         with EMAWeights(self.model), writer.as_default():
             for i, sample in enumerate(self.samples):
                 ids = np.asarray(sample["ids"], np.int32)[None]  # [1, T_x]
@@ -829,12 +833,7 @@ class SampleLogger(keras.callbacks.Callback):
                 png = render_sample_png(sample["mel"], encoder, decoder, attn,
                                         f"{sample['uid']} at step {step}")
                 tf.summary.image(f"{name}/mel", tf.image.decode_png(png)[None], step)
-                audio = griffin_lim(
-                    tf.constant(decoder), sample_rate=a.sample_rate, n_fft=a.n_fft,
-                    hop_length=a.hop_length, win_length=a.win_length, f_min=a.f_min,
-                    f_max=a.f_max,
-                )
-                audio = np.clip(np.asarray(audio, np.float32), -1.0, 1.0)
+                audio = vocoder(decoder[None])[0]  # float32 [samples] in [-1, 1]
                 tf.summary.audio(f"{name}/audio", audio[None, :, None], a.sample_rate, step)
                 if self.png_dir is not None:
                     stem = self.png_dir / f"step{step:08d}_{name}"

@@ -238,6 +238,26 @@ class InferenceConfig:
 
 
 @dataclass
+class GriffinLimConfig:
+    """Griffin-Lim phase reconstruction, the vocoder without weights (Keras, the LiteRT
+    runner and the browser page all run these settings, written into exports)."""
+
+    n_iter: int = 32
+    momentum: float = 0.99  # "fast" Griffin-Lim (Perraudin et al. 2013); 0: classic
+    power: float = 1.0  # the exponent the mel magnitudes were computed with
+    # |log-mel| limit before exp(): speech stays below ~3; a diverged (e.g. untrained)
+    # model's mel would otherwise overflow into NaN audio.
+    mel_clamp: float = 20.0
+
+    def __post_init__(self):
+        if self.n_iter < 1 or not 0 <= self.momentum < 1 or not self.power > 0:
+            raise ConfigError(
+                f"griffin_lim: expected n_iter >= 1, 0 <= momentum < 1, power > 0; got "
+                f"{self.n_iter}, {self.momentum}, {self.power}"
+            )
+
+
+@dataclass
 class Config:
     """The whole configuration tree."""
 
@@ -248,6 +268,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     vocoder: VocoderConfig = field(default_factory=VocoderConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
+    griffin_lim: GriffinLimConfig = field(default_factory=GriffinLimConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the tree as nested plain dicts (YAML-serialisable)."""

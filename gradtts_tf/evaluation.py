@@ -46,8 +46,8 @@ from typing import Any
 import librosa
 import numpy as np
 
-from gradtts_tf.audio import griffin_lim, load_audio, mel_from_config, save_audio
-from gradtts_tf.config import AudioConfig, Config, InferenceConfig, as_config
+from gradtts_tf.audio import load_audio, mel_from_config, save_audio
+from gradtts_tf.config import AudioConfig, Config, GriffinLimConfig, InferenceConfig, as_config
 from gradtts_tf.text.cleaners import english_cleaners
 
 ASR_SAMPLE_RATE = 16000
@@ -518,21 +518,6 @@ def score(
 # ---------------------------------------------------------------------------
 
 
-class _GriffinLim:
-    """Griffin-Lim on `AudioConfig` settings: ``[B, T, n_mels]`` -> ``[B, samples]``."""
-
-    def __init__(self, audio_config: AudioConfig) -> None:
-        self.audio_config = audio_config
-
-    def __call__(self, mel: np.ndarray) -> np.ndarray:
-        a = self.audio_config
-        out = griffin_lim(
-            np.asarray(mel, np.float32), sample_rate=a.sample_rate, n_fft=a.n_fft,
-            hop_length=a.hop_length, win_length=a.win_length, f_min=a.f_min, f_max=a.f_max,
-        )
-        return np.asarray(out, np.float32)
-
-
 def vocoder_name(spec: str | os.PathLike | None) -> str:
     """``None``/"griffin-lim" -> ``"griffin-lim"``; a folder -> its name."""
     if spec is None or str(spec) == "griffin-lim":
@@ -540,19 +525,16 @@ def vocoder_name(spec: str | os.PathLike | None) -> str:
     return Path(spec).name or str(spec)
 
 
-def load_vocoder(spec: str | os.PathLike | None, audio_config: AudioConfig) -> Callable:
-    """A vocoder ``mel [B, T, n_mels] -> audio [B, samples]`` from its spec.
+def load_vocoder(
+    spec: str | os.PathLike | None,
+    audio_config: AudioConfig,
+    griffin_lim: GriffinLimConfig | None = None,
+) -> Callable:
+    """A vocoder ``mel [B, T, n_mels] -> audio [B, samples]`` from its spec
+    (`gradtts_tf.vocoder.load_vocoder`: Griffin-Lim or a HiFi-GAN folder)."""
+    from gradtts_tf.vocoder import load_vocoder as _load
 
-    Uses ``gradtts_tf.vocoder.load_vocoder`` (Griffin-Lim or a HiFi-GAN folder) when
-    that module exists; otherwise only Griffin-Lim is available.
-    """
-    try:
-        from gradtts_tf.vocoder import load_vocoder as _load
-    except ImportError:
-        if spec is None or str(spec) == "griffin-lim":
-            return _GriffinLim(audio_config)
-        raise ValueError(f"vocoder {spec!r}: only 'griffin-lim' is available") from None
-    return _load(None if spec is None else str(spec), audio_config)
+    return _load(None if spec is None else str(spec), audio_config, griffin_lim)
 
 
 # ---------------------------------------------------------------------------

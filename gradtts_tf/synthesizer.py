@@ -179,7 +179,7 @@ class Synthesizer:
         if vocoder is None or isinstance(vocoder, str | os.PathLike):
             from gradtts_tf.vocoder import load_vocoder
 
-            vocoder = load_vocoder(vocoder, config.audio)
+            vocoder = load_vocoder(vocoder, config.audio, config.griffin_lim)
         self.vocoder = vocoder
         audio = config.audio
         self.sample_rate = int(getattr(vocoder, "sample_rate", audio.sample_rate))

@@ -607,7 +607,7 @@ def train(
             config.audio, t.log_images_every, t.log_synth_timesteps,
             out / "images" if t.png_logs else None, chief=chief,
             temperature=config.inference.temperature,
-            length_scale=config.inference.length_scale,
+            length_scale=config.inference.length_scale, griffin_lim=config.griffin_lim,
         ))
     csv_logger = None
     if chief:

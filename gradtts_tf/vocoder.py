@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from gradtts_tf.audio import griffin_lim
-from gradtts_tf.config import AudioConfig, Config, VocoderConfig, load_config
+from gradtts_tf.config import AudioConfig, Config, GriffinLimConfig, VocoderConfig, load_config
 from gradtts_tf.runtime import freeze
 
 logger = logging.getLogger(__name__)
@@ -79,11 +79,12 @@ class Vocoder:
 
 
 class GriffinLimVocoder(Vocoder):
-    """Griffin-Lim phase reconstruction (`gradtts_tf.audio.griffin_lim`), no weights."""
+    """Griffin-Lim phase reconstruction (`gradtts_tf.audio.griffin_lim`), no weights:
+    the one Griffin-Lim wrapper (synthesis, evaluation, training logs)."""
 
-    def __init__(self, audio: AudioConfig, n_iter: int = 32):
+    def __init__(self, audio: AudioConfig, griffin_lim: GriffinLimConfig | None = None):
         self.audio = audio
-        self.n_iter = n_iter
+        self.settings = griffin_lim or GriffinLimConfig()
         self.name = "griffin-lim"
         self.sample_rate = audio.sample_rate
         self.hop_length = audio.hop_length
@@ -109,7 +110,10 @@ class GriffinLimVocoder(Vocoder):
             win_length=a.win_length,
             f_min=a.f_min,
             f_max=a.f_max,
-            n_iter=self.n_iter,
+            n_iter=self.settings.n_iter,
+            power=self.settings.power,
+            momentum=self.settings.momentum,
+            mel_clamp=self.settings.mel_clamp,
         )  # [B, T * hop]
         return np.clip(wav.numpy(), -1.0, 1.0).astype(np.float32)
 
@@ -253,19 +257,25 @@ def save_hifigan(
     return folder
 
 
-def load_vocoder(spec: str | os.PathLike | None, audio: AudioConfig) -> Vocoder:
+def load_vocoder(
+    spec: str | os.PathLike | None,
+    audio: AudioConfig,
+    griffin_lim: GriffinLimConfig | None = None,
+) -> Vocoder:
     """Returns the vocoder named by ``spec``.
 
     Args:
         spec: ``None`` or ``"griffin-lim"`` for Griffin-Lim with ``audio``'s settings,
             or a HiFi-GAN checkpoint folder (see `load_hifigan`).
         audio: The acoustic model's audio settings (mel layout the vocoder receives).
+        griffin_lim: Griffin-Lim's settings (the voice's ``griffin_lim`` config section;
+            default: `GriffinLimConfig`'s).
 
     Returns:
         A `Vocoder`: ``vocoder(mel [B, T, n_mels]) -> float32 [B, T * hop]``.
     """
     if spec is None or (isinstance(spec, str) and spec.lower() in GRIFFIN_LIM_NAMES):
-        return GriffinLimVocoder(audio)
+        return GriffinLimVocoder(audio, griffin_lim)
     path = Path(spec)
     if not path.exists():
         raise FileNotFoundError(

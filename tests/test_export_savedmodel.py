@@ -149,3 +149,16 @@ def test_manifest_carries_the_voices_inference_settings(exported):
     assert manifest(config, model, "griffin_lim")["sampling"] == {
         "steps": 25, "temperature": 3.0, "length_scale": 0.9,
     }
+
+
+def test_manifest_carries_the_voices_griffin_lim_settings(exported):
+    """Every host port (LiteRT runner, browser page) runs the voice's Griffin-Lim."""
+    from gradtts_tf.config import load_config
+    from gradtts_tf.export.savedmodel import manifest
+
+    model, _, _ = exported
+    config = load_config(None, ["griffin_lim.n_iter=12", "griffin_lim.mel_clamp=15.0"])
+    settings = manifest(config, model, "griffin_lim")["vocoder"]["griffin_lim"]
+    assert {k: settings[k] for k in ("n_iter", "momentum", "power", "mel_clamp")} == {
+        "n_iter": 12, "momentum": 0.99, "power": 1.0, "mel_clamp": 15.0,
+    }

@@ -285,6 +285,23 @@ def test_numpy_griffin_lim_matches_tf():
     assert _rel_err(ours, ref) < 1e-4
 
 
+def test_griffin_lim_clamps_the_mel_alike_in_tf_and_numpy():
+    """One mel clamp (the config's `griffin_lim.mel_clamp`): a diverged mel (here +-60,
+    whose exp overflows float32) gives the audio of the clamped mel in both ports."""
+    rng = np.random.default_rng(1)
+    mel = rng.normal(-4.0, 1.5, (20, 80)).astype(np.float32)
+    wild = mel.copy()
+    wild[5:8] = 60.0
+    wild[9] = -60.0
+    clamped = np.clip(wild, -20.0, 20.0)
+    inv = inverse_mel_basis(22050, 1024, 80, 0.0, 8000.0)
+    for port in (lambda m: tf_griffin_lim(m, n_iter=4, mel_clamp=20.0).numpy(),
+                 lambda m: griffin_lim(m, inv, n_iter=4, mel_clamp=20.0)):
+        out, ref = port(wild), port(clamped)
+        assert np.isfinite(out).all()
+        np.testing.assert_array_equal(out, ref)
+
+
 def test_runner_cli_without_tensorflow(exported, tmp_path):
     """`python export/run_tflite.py ...` writes a WAV and never imports TensorFlow."""
     _, _, out, _ = exported

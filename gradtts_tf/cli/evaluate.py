@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> None:
         from gradtts_tf.synthesizer import Synthesizer
 
         synth = Synthesizer.from_pretrained(
-            args.checkpoint, vocoder=load_vocoder(args.vocoder, audio_config),
+            args.checkpoint,
+            vocoder=load_vocoder(args.vocoder, audio_config, config.griffin_lim),
             decoder_dtype=args.cpu_math,
         )
     vocoders = [args.vocoder] if args.vocoders is None else [

@@ -32,7 +32,7 @@ from gradtts_tf.text import text_to_ids
 
 SIGNATURE = "serving_default"
 MANIFEST = "model_info.json"
-MEL_CLAMP = 20.0  # |log-mel| limit before Griffin-Lim's exp()
+MEL_CLAMP = 20.0  # |log-mel| limit before Griffin-Lim's exp() in exports that do not say
 GRAPH_FILES = {
     "encoder": "encoder.tflite",
     "decoder_step": "decoder_step.tflite",
@@ -172,6 +172,7 @@ def griffin_lim(
     n_iter: int = 32,
     momentum: float = 0.99,
     power: float = 1.0,
+    mel_clamp: float = MEL_CLAMP,
 ) -> np.ndarray:
     """Fast Griffin-Lim from a log-mel, zero initial phase (deterministic).
 
@@ -184,6 +185,7 @@ def griffin_lim(
         n_iter: Iterations.
         momentum: "Fast" Griffin-Lim momentum (0: classic).
         power: Exponent the mel was computed with.
+        mel_clamp: ``|log-mel|`` limit before ``exp`` (the export's ``griffin_lim``).
 
     Returns:
         float32 waveform ``[frames * hop_length]``.
@@ -191,7 +193,7 @@ def griffin_lim(
     frames = mel.shape[0]
     # Speech log-mels stay below ~3; the clamp only keeps a diverged (e.g. untrained)
     # model's mel from overflowing exp() into NaN audio.
-    mel = np.clip(mel.astype(np.float32), -MEL_CLAMP, MEL_CLAMP)
+    mel = np.clip(mel.astype(np.float32), -mel_clamp, mel_clamp)
     mag = np.maximum(np.exp(mel) @ inv_mel_basis, 0.0)  # [frames, bins]
     if power != 1.0:
         mag = mag ** (1.0 / power)
@@ -352,7 +354,7 @@ class TFLiteSynthesizer:
             audio = griffin_lim(
                 mel, self.inv_mel_basis, n_fft=a["n_fft"], hop_length=a["hop_length"],
                 win_length=a["win_length"], n_iter=voc["n_iter"], momentum=voc["momentum"],
-                power=voc["power"],
+                power=voc["power"], mel_clamp=voc.get("mel_clamp", MEL_CLAMP),
             )
         return np.clip(audio, -1.0, 1.0).astype(np.float32)
 

@@ -19,6 +19,7 @@ tensors are documented in ``export/README.md``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -48,8 +49,6 @@ INV_MEL_FILE = "inv_mel_basis.f32"
 FORMAT_VERSION = 1
 # The U-Net halves the time axis twice: mel lengths are padded to a multiple of this.
 LENGTH_MULTIPLE = 4
-# Griffin-Lim settings of `gradtts_tf.audio.griffin_lim` (and of every host port of it).
-GRIFFIN_LIM = {"n_iter": 32, "momentum": 0.99, "power": 1.0}
 
 # (name, shape, dtype) of every graph's inputs and outputs; strings are dynamic sizes.
 Spec = tuple[str, list[int | str], str]
@@ -212,7 +211,8 @@ def manifest(config: Config, model: GradTTS, vocoder_kind: str) -> dict[str, Any
     vocoder = {
         "type": vocoder_kind,
         "griffin_lim": {
-            **GRIFFIN_LIM,
+            # The voice's settings (its config's `griffin_lim`): every host port runs them.
+            **dataclasses.asdict(config.griffin_lim),
             "inv_mel_basis": {
                 "file": INV_MEL_FILE, "shape": [a.n_mels, a.n_fft // 2 + 1],
                 "dtype": "float32", "byte_order": "little",
@@ -280,7 +280,7 @@ def resolve_vocoder(vocoder: Any, config: Config):
     if vocoder is None:
         return None
     if isinstance(vocoder, str | os.PathLike):
-        vocoder = load_vocoder(vocoder, config.audio)
+        vocoder = load_vocoder(vocoder, config.audio, config.griffin_lim)
     if isinstance(vocoder, GriffinLimVocoder):
         return None
     if isinstance(vocoder, HiFiGANVocoder):

@@ -73,15 +73,20 @@ function hann(n) {
  * @param {number} options.winLength
  * @param {number} [options.nIter=32]
  * @param {number} [options.momentum=0.99]
+ * @param {number} [options.melClamp=20] |log-mel| limit before exp (the export's
+ *     griffin_lim.mel_clamp): keeps a diverged model's mel from overflowing.
  */
 export class GriffinLim {
-  constructor({ invMelBasis, nMels, nFft, hopLength, winLength, nIter = 32, momentum = 0.99 }) {
+  constructor({
+    invMelBasis, nMels, nFft, hopLength, winLength, nIter = 32, momentum = 0.99, melClamp = 20,
+  }) {
     this.nMels = nMels;
     this.nFft = nFft;
     this.hop = hopLength;
     this.win = winLength;
     this.nIter = nIter;
     this.momentum = momentum;
+    this.melClamp = melClamp;
     this.bins = nFft / 2 + 1;
     if (invMelBasis.length !== nMels * this.bins) {
       throw new Error(`inverse mel basis has ${invMelBasis.length} values, not ${nMels}x${this.bins}`);
@@ -99,11 +104,13 @@ export class GriffinLim {
 
   /** Linear magnitudes [frames, bins] from a log-mel [frames, nMels] (row-major). */
   magnitudes(mel, frames) {
-    const { nMels, bins, inv } = this;
+    const { nMels, bins, inv, melClamp } = this;
     const mag = new Float64Array(frames * bins);
     const e = new Float64Array(nMels);
     for (let f = 0; f < frames; f += 1) {
-      for (let m = 0; m < nMels; m += 1) e[m] = Math.exp(mel[f * nMels + m]);
+      for (let m = 0; m < nMels; m += 1) {
+        e[m] = Math.exp(Math.min(melClamp, Math.max(-melClamp, mel[f * nMels + m])));
+      }
       for (let b = 0; b < bins; b += 1) {
         let s = 0;
         for (let m = 0; m < nMels; m += 1) s += e[m] * inv[m * bins + b];

@@ -130,6 +130,7 @@ export class GradTTSWeb {
     const griffinLim = new GriffinLim({
       invMelBasis: invMel, nMels: a.n_mels, nFft: a.n_fft, hopLength: a.hop_length,
       winLength: a.win_length, nIter: gl.n_iter, momentum: gl.momentum,
+      melClamp: gl.mel_clamp ?? 20,
     });
     const frontend = new TextFrontend(tables, cmudict, unidecode);
     const stats = { loadSeconds: (now() - start) / 1000, graphBytes: bytes, backend: tf.getBackend() };
