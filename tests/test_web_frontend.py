@@ -146,3 +146,21 @@ def test_server_routes_and_confines_paths(tmp_path):
 def test_server_explains_missing_build(tmp_path):
     with pytest.raises(FileNotFoundError, match="make web-build"):
         serve_in_thread(tmp_path, dist_dir=tmp_path / "nothing")
+
+
+def test_packaged_page_is_built_from_the_current_sources(tmp_path):
+    """The page installed with the package (gradtts_tf/export/web_dist) is what
+    `make web-build` makes of export/web today: rebuild after changing the sources."""
+    import filecmp
+
+    if NODE is None or not (WEB / "node_modules" / "esbuild").is_dir():
+        if os.environ.get("CI"):
+            pytest.fail("node or export/web/node_modules missing: run `make web-deps`")
+        pytest.skip("node or export/web/node_modules missing: run `make web-deps`")
+    subprocess.run([NODE, "build.mjs", os.fspath(tmp_path)], cwd=WEB, check=True,
+                   capture_output=True, timeout=300)
+    packaged = ROOT / "gradtts_tf" / "export" / "web_dist"
+    for name in ("app.js", "index.html"):
+        assert filecmp.cmp(tmp_path / name, packaged / name, shallow=False), (
+            f"gradtts_tf/export/web_dist/{name} is stale: run `make web-build` and commit it"
+        )
