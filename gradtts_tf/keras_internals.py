@@ -9,8 +9,10 @@ went away, so an upgrade breaks one test, not training in the middle of a run.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import keras
+if TYPE_CHECKING:  # no import at run time: `eager_context_started` must not start TF
+    import keras
 
 # (owner, attribute): what a Keras/TensorFlow upgrade must keep, checked by the test.
 PRIVATE_NAMES = (

@@ -2,10 +2,12 @@
 
 TensorFlow runs convolutions and matrix products on x86 CPUs through oneDNN. oneDNN can
 compute float32 layers with bfloat16 inputs and float32 accumulation ("fpmath mode"),
-which CPUs with AMX or AVX512-BF16 units run several times faster: a full-size Grad-TTS
+which CPUs with AMX units run several times faster: a full-size Grad-TTS
 U-Net call at batch 1 takes 0.63x the time (BENCHMARKS.md). Everything else (weights,
 activations, GroupNorm, the ODE state) stays float32, so it is a precision choice of the
-convolutions and matmuls only, like TF32 on NVIDIA GPUs. oneDNN reads the setting once,
+convolutions and matmuls only, like TF32 on NVIDIA GPUs. On a CPU with AVX512-BF16 but
+no AMX, TensorFlow 2.16's oneDNN ignores the mode (its results stay exactly float32).
+oneDNN reads the setting once,
 when the process creates its first primitive: it must be chosen before any layer runs.
 """
 
@@ -22,19 +24,23 @@ CPU_MATH = ("float32", "bfloat16")
 CPU_MATH_SYNTHESIS_HELP = (
     "float32 (exact) or bfloat16: convolutions and matmuls from bfloat16 inputs with "
     "float32 accumulation, and the diffusion U-Net's activations in bfloat16; faster on "
-    "AMX / AVX512-BF16 CPUs"
+    "AMX CPUs"
 )
 _ONEDNN_ENV = "ONEDNN_DEFAULT_FPMATH_MODE"
 _ENV_VALUE = {"float32": "STRICT", "bfloat16": "BF16"}
 
 
 def cpu_has_bf16(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
-    """Whether this CPU computes bfloat16 products in hardware (AMX or AVX512-BF16)."""
+    """Whether oneDNN's bfloat16 math mode takes effect here: a CPU with AMX units.
+
+    AVX512-BF16 alone is not enough: on such a CPU (no AMX) TensorFlow 2.16's oneDNN
+    computes convolutions and matmuls exactly as in float32 under the mode.
+    """
     try:
         flags = Path(cpuinfo).read_text()
     except OSError:
         return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+    return "amx_bf16" in flags
 
 
 def release_free_memory() -> bool:
@@ -83,7 +89,7 @@ def set_cpu_math(mode: str) -> None:
     Args:
         mode: ``"float32"`` (exact float32, the default of TensorFlow) or
             ``"bfloat16"`` (float32 layers computed from bfloat16-rounded inputs with
-            float32 accumulation: faster on CPUs with AMX / AVX512-BF16, about 3
+            float32 accumulation: faster on CPUs with AMX, about 3
             significant digits per product).
 
     Raises:
@@ -104,8 +110,8 @@ def set_cpu_math(mode: str) -> None:
         )
     if mode == "bfloat16" and not cpu_has_bf16():
         warnings.warn(
-            "cpu math 'bfloat16': this CPU has no AMX / AVX512-BF16 units, so it is "
-            "emulated or ignored by oneDNN and will not be faster",
+            "cpu math 'bfloat16': this CPU has no AMX units, so oneDNN ignores the "
+            "mode (float32 results) and it will not be faster",
             RuntimeWarning,
             stacklevel=2,
         )

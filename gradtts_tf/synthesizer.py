@@ -148,7 +148,7 @@ class Synthesizer:
             so a model still being trained needs ``freeze=False`` to be heard as it is.
         decoder_dtype: ``"float32"`` or ``"bfloat16"``: the diffusion decoder's U-Net
             computes in bfloat16 (`GradTTS.with_decoder_dtype`; float32 weights and ODE
-            state). Faster on CPUs with AMX / AVX512-BF16, about 3 significant digits
+            state). Faster on CPUs with AMX, about 3 significant digits
             per activation; needs ``freeze`` (it runs a copy of the weights made here).
     """
 

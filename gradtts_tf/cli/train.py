@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="train.precision")
     parser.add_argument("--cpu-math", choices=CPU_MATH,
                         help="train.cpu_math: precision of convolutions and matmuls on "
-                             "x86 CPUs (bfloat16: faster on AMX / AVX512-BF16 CPUs)")
+                             "x86 CPUs (bfloat16: faster on AMX CPUs)")
     parser.add_argument("--png-logs", action="store_true",
                         help="also write the logged images (and audio) to RUN/images/")
     xla = parser.add_mutually_exclusive_group()
