@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import tensorflow as tf
+from conftest import REF
 
 from gradtts_tf import audio as audio_mod
 from gradtts_tf.audio import (
@@ -21,7 +21,6 @@ from gradtts_tf.audio import (
 )
 from gradtts_tf.config import AudioConfig
 
-REF = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "reference"
 SR = 22050
 
 

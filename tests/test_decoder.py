@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import REF
 
 from gradtts_tf.convert.decoder import _Loader, load_decoder_weights
 from gradtts_tf.layers.diffusion import Diffusion, get_noise
@@ -32,7 +32,6 @@ from gradtts_tf.layers.unet_blocks import (
     mish,
 )
 
-REF = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "reference"
 MODELS = ("gradtts_small", "gradtts_small_multispeaker")
 
 

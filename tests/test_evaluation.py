@@ -1,16 +1,16 @@
 """The evaluation code on known audio: error rates, recogniser floors, MCD, CLI."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REF
 
 from gradtts_tf import evaluation as ev
 from gradtts_tf.audio import load_audio
 from gradtts_tf.config import load_config
+from gradtts_tf.vocoder import GriffinLimVocoder
 
-REF = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "reference"
 SR = 22050
 # Measured: pocketsphinx 5.1.1 (default en-us model + LM) on the 24 fixture utterances
 # (flite, voice slt) gives WER 14.8 %, CER 7.8 %; on the 20 held-out demo utterances
@@ -101,7 +101,7 @@ def test_mel_cepstral_distortion(references):
     assert ev.mel_cepstral_distortion(a, a) < 1e-6
     # A gain change moves only c0, which MCD leaves out (but for the log floor in pauses).
     assert ev.mel_cepstral_distortion(0.5 * a, a) < 0.1
-    same_text = ev.mel_cepstral_distortion(ev._GriffinLim(load_config().audio)(
+    same_text = ev.mel_cepstral_distortion(GriffinLimVocoder(load_config().audio)(
         np.asarray(ev.mel_from_config(a, load_config().audio))[None])[0], a)
     other_text = ev.mel_cepstral_distortion(b, a)
     assert same_text < 1.5  # Griffin-Lim of the same mel (measured 0.7 dB)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import REF
 
 from gradtts_tf.config import AudioConfig, Config, VocoderConfig, load_config
 from gradtts_tf.convert import hifigan_from_official, vocoder_config_from_official
@@ -27,7 +28,6 @@ from gradtts_tf.layers.hifigan_discriminators import (
 )
 from gradtts_tf.vocoder import GriffinLimVocoder, load_vocoder, save_hifigan
 
-REF = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "reference"
 CKPT_NPZ = REF / "hifigan_v1_small_state_dict.npz"
 CKPT_PT = REF / "hifigan_v1_small.pt"
 CONFIG_JSON = REF / "hifigan_v1_small_config.json"

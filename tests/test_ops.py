@@ -1,10 +1,9 @@
 """Tests for gradtts_tf.ops: MAS bit-exact with the official Cython code, and helpers."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import REF
 
 from gradtts_tf.ops import (
     duration_loss,
@@ -14,8 +13,6 @@ from gradtts_tf.ops import (
     maximum_path_frame_major,
     sequence_mask,
 )
-
-REF = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "reference"
 
 _SPEC = tf.TensorSpec([None, None, None], tf.float32)
 MAS_GRAPH = tf.function(maximum_path, input_signature=[_SPEC, _SPEC])  # T_x, T_y unknown

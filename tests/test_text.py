@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 import pytest
+from conftest import REF
 
 from gradtts_tf.text import (
     ARPABET,
@@ -23,8 +23,7 @@ from gradtts_tf.text import (
 )
 from gradtts_tf.text.cleaners import clean_text, english_cleaners
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "reference"
-TEXT_CASES = json.loads((REFERENCE / "text_cases.json").read_text(encoding="utf-8"))
+TEXT_CASES = json.loads((REF / "text_cases.json").read_text(encoding="utf-8"))
 SID = {s: i for i, s in enumerate(symbols)}
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import REF
 
 from gradtts_tf.convert.encoder import load_encoder_weights
 from gradtts_tf.layers.conv_relu_norm import ConvReluNorm
@@ -22,7 +22,6 @@ from gradtts_tf.layers.relative_attention import (
 )
 from gradtts_tf.layers.text_encoder import Encoder, TextEncoder
 
-REF = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "reference"
 MODELS = ["gradtts_small", "gradtts_small_multispeaker"]
 
 # A tiny configuration for the structural tests.

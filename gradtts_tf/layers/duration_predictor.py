@@ -70,8 +70,8 @@ class DurationPredictor(keras.layers.Layer):
         h = self.drop(h, training=training)
         return self.proj(h * x_mask) * x_mask
 
-    def compute_output_shape(self, input_shape, x_mask_shape=None):
-        return (*input_shape[:-1], 1)
+    def compute_output_shape(self, x_shape, x_mask_shape=None):
+        return (*x_shape[:-1], 1)
 
     def get_config(self):
         config = super().get_config()

@@ -65,8 +65,8 @@ class FFN(keras.layers.Layer):
         h = self.drop(h, training=training)
         return self.conv_2(h * x_mask) * x_mask
 
-    def compute_output_shape(self, input_shape, x_mask_shape=None):
-        return (*input_shape[:-1], self.out_channels)
+    def compute_output_shape(self, x_shape, x_mask_shape=None):
+        return (*x_shape[:-1], self.out_channels)
 
     def get_config(self):
         config = super().get_config()

@@ -222,8 +222,8 @@ class RelativeMultiHeadAttention(keras.layers.Layer):
         out = tf.reshape(out, [-1, length, self.channels])  # [B, T, C]
         return self.conv_o(out)
 
-    def compute_output_shape(self, input_shape, x_mask_shape=None):
-        return (*input_shape[:-1], self.out_channels)
+    def compute_output_shape(self, x_shape, x_mask_shape=None):
+        return (*x_shape[:-1], self.out_channels)
 
     def get_config(self):
         config = super().get_config()

@@ -109,8 +109,8 @@ class Encoder(keras.layers.Layer):
             x = self.norm_layers_2[i](x + y)
         return x * x_mask
 
-    def compute_output_shape(self, input_shape, x_mask_shape=None):
-        return input_shape
+    def compute_output_shape(self, x_shape, x_mask_shape=None):
+        return x_shape
 
     def get_config(self):
         config = super().get_config()

@@ -232,8 +232,8 @@ class Block(keras.layers.Layer):
         mask = ops.cast(mask, x.dtype)
         return self.norm.call_mish(self.conv(x * mask)) * mask
 
-    def compute_output_shape(self, input_shape, mask_shape=None):
-        return (*input_shape[:-1], self.dim_out)
+    def compute_output_shape(self, x_shape, mask_shape=None):
+        return (*x_shape[:-1], self.dim_out)
 
     def get_config(self):
         config = super().get_config()
@@ -338,8 +338,8 @@ class ResnetBlock(keras.layers.Layer):
             res = self.res_conv(res)
         return h + res
 
-    def compute_output_shape(self, input_shape, mask_shape=None, time_emb_shape=None):
-        return (*input_shape[:-1], self.dim_out)
+    def compute_output_shape(self, x_shape, mask_shape=None, time_emb_shape=None):
+        return (*x_shape[:-1], self.dim_out)
 
     def get_config(self):
         config = super().get_config()
