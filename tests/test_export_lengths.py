@@ -391,6 +391,8 @@ def _run_tfjs(exported) -> dict:
 RUNTIMES = {"savedmodel": _run_savedmodel, "tflite": _run_tflite, "tfjs": _run_tfjs}
 
 
+# Three exports and 30 cases each (about a minute): in the slow suite, which CI runs too.
+@pytest.mark.slow
 @pytest.mark.parametrize("runtime", list(RUNTIMES))
 def test_exported_encoder_lengths(exported, eager, runtime):
     """Every batch-1 case at every scale: the exported graph's ``y_lengths`` are Keras',
