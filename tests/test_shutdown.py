@@ -41,9 +41,11 @@ def test_exit_deadline_ends_a_shutdown_that_never_finishes(kind):
     )
     assert proc.returncode == 130, proc.stderr[-3000:]
     assert "armed: timer" in proc.stdout
-    # A second before the exit, the Python tracebacks show what was blocking.
-    assert "Timeout (0:00:01)!" in proc.stderr
     if kind == "thread":
+        # A second before the exit, the Python tracebacks show what was blocking. (Not
+        # asserted for the pipeline: its hang can come after interpreter finalisation
+        # has already stopped faulthandler's watchdog, so the dump is best effort.)
+        assert "Timeout (0:00:01)!" in proc.stderr
         assert "in _shutdown" in proc.stderr
 
 
