@@ -514,7 +514,8 @@ def arm_exit_deadline(seconds: float, status: int = 130) -> str:
     blocks the way out then (an input-pipeline thread stuck in a read that never
     returns and the iterator's destructor waiting for it, a thread that never ends)
     costs ``seconds`` instead of a process that never exits. Python's tracebacks are
-    written to stderr a second before, so the log shows what was blocking; stdout and
+    written to stderr a second before (while faulthandler still runs: not for a hang
+    late in interpreter finalisation), so the log shows what was blocking; stdout and
     stderr are flushed now, since the exit skips Python's own flushing.
 
     The deadline is a C-level timer, not a Python watchdog thread: once interpreter
