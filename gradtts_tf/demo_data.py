@@ -1,18 +1,35 @@
-"""Builds a small LJSpeech-format demo dataset by speaking the bundled sentences with flite.
+"""Builds an LJSpeech-format demo dataset by speaking bundled sentences with flite.
 
 Usage::
 
-    python -m gradtts_tf.demo_data --out data/demo [--limit N] [--sample-rate 22050]
-        [--voice slt] [--jobs 2]
+    python -m gradtts_tf.demo_data --out data/demo [--corpus demo|large|dev|ood_eval]
+        [--limit N] [--sample-rate 22050] [--voice slt] [--jobs 2]
 
-The output folder gets ``wavs/demo_0001.wav`` ... (mono 16-bit PCM at ``--sample-rate``)
-and ``metadata.csv`` with ``id|text|normalized text`` lines, where the normalized text
-is ``gradtts_tf.text.english_cleaners(text)``. flite is fed the *normalized* text, so
-the audio says exactly what the text encoder will read (e.g. "1905" is spoken as
+Corpora (see :func:`load_corpus` and ``gradtts_tf/demo_corpus/SOURCES.md``):
+
+* ``demo`` (default): the 748 project sentences of ``gradtts_tf/data/sentences.txt``,
+  about 38 minutes of audio; what ``make demo`` speaks.
+* ``large``: the ``train`` split, i.e. the project sentences followed by several
+  thousand filtered sentences of ordinary English (WordNet usage examples and
+  fortune-cookie sayings), several hours of audio.
+* ``dev``: a small set from the training sources' distribution, disjoint from
+  ``train``, for choosing synthesis settings.
+* ``ood_eval``: held-out *out-of-domain* sentences from a different text source
+  (narration from a public-domain novel), for judging a voice on text of a kind it
+  never saw in training.
+
+The output folder gets ``wavs/demo_0001.wav`` ... (mono 16-bit PCM at ``--sample-rate``;
+``dev_``/``ood_`` prefixes for those splits) and ``metadata.csv`` with
+``id|text|normalized text`` lines, where the normalized text is
+``gradtts_tf.text.english_cleaners(text)``. flite is fed the *normalized* text, so the
+audio says exactly what the text encoder will read (e.g. "1905" is spoken as
 "nineteen oh five", not however flite's own number rules would expand it).
 
-Reruns are cheap: a wav that already exists with the right rate is kept. At the end
-the utterance count, total duration and the ARPAbet phoneme coverage are printed.
+Reruns are cheap: a wav that already exists with the right rate is kept (unless the
+existing ``metadata.csv`` says it was spoken from a different text). The large corpus
+starts with the demo sentences under the same ids, so building it into a demo folder
+reuses those wavs. At the end the utterance count, total duration and the ARPAbet
+phoneme coverage are printed.
 """
 
 from __future__ import annotations
@@ -198,6 +215,231 @@ def format_coverage(
 
 
 # ---------------------------------------------------------------------------
+# Corpus splits and the speakability filter
+# ---------------------------------------------------------------------------
+
+#: Split names accepted by :func:`load_corpus`.
+CORPUS_SPLITS: tuple[str, ...] = ("train", "dev", "ood_eval")
+#: Sentence bounds of the filter: short enough for one flite clip of a few seconds,
+#: long enough to carry prosody.
+MIN_WORDS = 3
+MAX_WORDS = 30
+MAX_CHARS = 200
+
+# Raw text may use letters, digits, "$" (the number normalizer reads prices), spaces
+# and the punctuation the symbol table keeps ("!'(),.:;?" and "-"), minus parentheses
+# (flite reads them as nothing, the text encoder as symbols: the audio and the text
+# would disagree).
+_ALLOWED_RE = re.compile(r"[A-Za-z0-9$ .,!?;:'\-]+")
+# What english_cleaners output may contain for the text encoder and flite to agree.
+_CLEANED_RE = re.compile(r"[a-z .,!?;:'\-]+")
+_SHOUT_RE = re.compile(r"\b[A-Z]{2,}\b")
+# An apostrophe inside a word ("don't", "o'clock") is fine; one used as a quote mark
+# or a dropped letter ("'tis", "goin'") is read inconsistently.
+_BAD_APOSTROPHE_RE = re.compile(r"(^|[^A-Za-z])'|'($|[^A-Za-z])")
+_BAD_HYPHEN_RE = re.compile(r"(^|[^A-Za-z0-9])-|-($|[^A-Za-z0-9])")
+# Numbers the normalizer reads well: integers, "1,250", decimals, ordinals ("21st") and
+# prices ("$4.25"). Not: versions ("1.2.3"), times ("3:45"), codes ("MP3", "4x4"), or
+# runs of numbers ("2 2 1"), which are arithmetic or tables with their symbols lost.
+_BAD_NUMBER_RE = re.compile(
+    r"\d\.\d+\.\d|\d:\d|[A-Za-z]\d|\d(?!(?:st|nd|rd|th)\b)[A-Za-z]|\$(?!\d)|\d,? \d"
+)
+_REPEATED_PUNCT_RE = re.compile(r"[.,!?;:]{2,}")
+_SPACE_PUNCT_RE = re.compile(r" [.,!?;:]")
+_KEY_RE = re.compile(r"[^a-z ]+")
+
+# Profanity and slurs: the demo voice says whatever its corpus taught it, and a
+# corpus shipped with the package should be fit to play aloud anywhere.
+_BLOCKED_WORDS: frozenset[str] = frozenset(
+    """
+    fuck fucking fucked fucker shit shitty bullshit piss pissed cunt cock cocks dick dicks
+    prick bitch bitches bastard bastards whore whores slut sluts tits boobs asshole arse
+    damn damned goddamn crap nigger niggers negro faggot fag dyke retard retarded spic
+    wop kike chink gook tranny homo rape raped rapist raping porn pornography
+    masturbate masturbation orgasm penis vagina erection sex sexy sexual
+    naked nude breasts virgin virgins suicide abortion nazi nazis hitler jews blacks
+    """.split()
+)
+
+# Standard intelligibility and reading test material must never enter training or
+# evaluation text: scoring a voice on sentences it was trained on would flatter it,
+# and these lists are what listeners and ASR benchmarks are judged on. The check
+# catches these sentences (normalized, as substrings) wherever they appear.
+_TEST_LIST_SENTENCES: tuple[str, ...] = (
+    # Harvard (IEEE 1969) lists 1 and 2 and other often-quoted Harvard sentences.
+    "The birch canoe slid on the smooth planks.",
+    "Glue the sheet to the dark blue background.",
+    "It's easy to tell the depth of a well.",
+    "These days a chicken leg is a rare dish.",
+    "Rice is often served in round bowls.",
+    "The juice of lemons makes fine punch.",
+    "The box was thrown beside the parked truck.",
+    "The hogs were fed chopped corn and garbage.",
+    "Four hours of steady work faced us.",
+    "A large size in stockings is hard to sell.",
+    "The boy was there when the sun rose.",
+    "A rod is used to catch pink salmon.",
+    "The source of the huge river is the clear spring.",
+    "Kick the ball straight and follow through.",
+    "Help the woman get back to her feet.",
+    "A pot of tea helps to pass the evening.",
+    "Smoky fires lack flame and heat.",
+    "The soft cushion broke the man's fall.",
+    "The salt breeze came across from the sea.",
+    "The girl at the booth sold fifty bonds.",
+    "Oak is strong and also gives shade.",
+    "Cats and dogs each hate the other.",
+    "The pipe began to rust while new.",
+    "Open the crate but don't break the glass.",
+    "Add the sum to the product of these three.",
+    "Thieves who rob friends deserve jail.",
+    "The ripe taste of cheese improves with age.",
+    "Act on these orders with great speed.",
+    "The hog crawled under the high fence.",
+    "Move the vat over the hot fire.",
+    # Reading passages used in speech and accent testing.
+    "Please call Stella.",
+    "Ask her to bring these things with her from the store.",
+    "When the sunlight strikes raindrops in the air, they act as a prism and form a rainbow.",
+    "You wish to know all about my grandfather.",
+    "The North Wind and the Sun were disputing which was the stronger.",
+    # Pangram used as a typing and TTS smoke test.
+    "The quick brown fox jumps over the lazy dog.",
+)
+
+
+def sentence_key(sentence: str) -> str:
+    """Normalized form used to find duplicates: cleaned, letters and single spaces only.
+
+    Args:
+        sentence: Raw sentence.
+
+    Returns:
+        E.g. ``"Mr. Smith's 2 dogs!"`` -> ``"mister smiths two dogs"``.
+    """
+    cleaned = english_cleaners(sentence.replace("-", " ")).replace("'", "")
+    return " ".join(_KEY_RE.sub(" ", cleaned).split())
+
+
+_TEST_LIST_KEYS: tuple[str, ...] = tuple(sentence_key(s) for s in _TEST_LIST_SENTENCES)
+
+
+def is_test_list_sentence(sentence: str) -> bool:
+    """Whether ``sentence`` contains a known intelligibility-test sentence (normalized)."""
+    key = f" {sentence_key(sentence)} "
+    return any(f" {k} " in key for k in _TEST_LIST_KEYS)
+
+
+def sentence_problem(sentence: str) -> str | None:
+    """Says why a sentence is unfit for the demo corpus, or ``None`` if it is speakable.
+
+    A speakable sentence is one plain line of ordinary English: it starts with a capital
+    letter and ends with ``.``, ``!`` or ``?``; has :data:`MIN_WORDS` to :data:`MAX_WORDS`
+    words and at most :data:`MAX_CHARS` characters; uses only letters, digits, spaces and
+    ``$.,!?;:'-``; has no all-caps words, only numbers the cleaners read (integers,
+    ``1,250``, decimals, ordinals, prices) and no profanity; every word of its
+    ``english_cleaners`` form is in CMUdict (so the text encoder gets phonemes and flite's
+    letter-to-sound rules are never the only guide); and it is not a standard
+    intelligibility-test sentence.
+
+    Args:
+        sentence: Raw sentence.
+
+    Returns:
+        A short reason, or ``None``.
+    """
+    if sentence != sentence.strip() or "  " in sentence or _SPACE_PUNCT_RE.search(sentence):
+        return "leading, trailing or double spaces, or a space before punctuation"
+    if len(sentence) > MAX_CHARS:
+        return f"longer than {MAX_CHARS} characters"
+    n_words = len(sentence.split())
+    if not MIN_WORDS <= n_words <= MAX_WORDS:
+        return f"{n_words} words, outside {MIN_WORDS}-{MAX_WORDS}"
+    if not _ALLOWED_RE.fullmatch(sentence):
+        bad = sorted(set(_ALLOWED_RE.sub("", sentence)))
+        return f"characters outside letters, digits and $.,!?;:'-: {''.join(bad)!r}"
+    if not sentence[0].isupper() or sentence[-1] not in ".!?":
+        return "does not start with a capital letter and end with . ! or ?"
+    if _SHOUT_RE.search(sentence):
+        return "all-caps word (shouting or an acronym flite would spell)"
+    if _BAD_APOSTROPHE_RE.search(sentence) or _BAD_HYPHEN_RE.search(sentence):
+        return "apostrophe or hyphen outside a word"
+    if _BAD_NUMBER_RE.search(sentence):
+        return "number the cleaners cannot read (version, time, code, run of numbers, bare $)"
+    if _REPEATED_PUNCT_RE.search(sentence):
+        return "repeated punctuation"
+    words = _words(sentence)
+    if any(w.replace("'", "") in _BLOCKED_WORDS or w in _BLOCKED_WORDS for w in words):
+        return "blocked word"
+    cleaned = english_cleaners(sentence)
+    if not _CLEANED_RE.fullmatch(cleaned):
+        return f"cleaned text keeps unreadable characters: {cleaned!r}"
+    unknown = [w for w in _words(cleaned) if lookup(w) is None]
+    if unknown:
+        return f"words not in CMUdict: {' '.join(unknown)}"
+    if is_test_list_sentence(sentence):
+        return "standard intelligibility-test sentence"
+    return None
+
+
+def is_speakable(sentence: str) -> bool:
+    """Whether ``sentence`` passes :func:`sentence_problem`."""
+    return sentence_problem(sentence) is None
+
+
+def corpus_dir() -> Path:
+    """Folder of the bundled corpus splits, ``gradtts_tf/demo_corpus``."""
+    return Path(str(resources.files("gradtts_tf") / "demo_corpus"))
+
+
+def corpus_path(split: str) -> Path:
+    """File of one bundled split (``train`` holds only the sentences added to the demo ones).
+
+    Raises:
+        ValueError: If ``split`` is not one of :data:`CORPUS_SPLITS`.
+    """
+    if split not in CORPUS_SPLITS:
+        raise ValueError(
+            f"unknown corpus split {split!r}; choose one of {', '.join(CORPUS_SPLITS)}"
+        )
+    return corpus_dir() / f"{split}.txt"
+
+
+def load_corpus(split: str = "train") -> list[str]:
+    """Sentences of one split of the bundled corpus.
+
+    * ``"train"``: the demo sentences (:func:`load_sentences`) followed by several
+      thousand filtered WordNet usage examples and fortune-cookie sayings, in a fixed
+      shuffled order so that any prefix is varied.
+    * ``"dev"``: about a hundred sentences from the same sources, disjoint from
+      ``train``, for choosing synthesis settings (temperature, steps, length scale).
+    * ``"ood_eval"``: about a hundred sentences of narration from *The Adventures of
+      Sherlock Holmes* (public domain), a source none of the training text comes from.
+
+    All splits are deduplicated by :func:`sentence_key`, mutually disjoint and pass
+    :func:`sentence_problem`; sources and licences are in ``demo_corpus/SOURCES.md``.
+
+    Args:
+        split: One of :data:`CORPUS_SPLITS`.
+
+    Returns:
+        Sentences in file order.
+
+    Raises:
+        ValueError: If ``split`` is unknown or its file is empty or malformed.
+        FileNotFoundError: If the corpus files are missing from the installation.
+    """
+    path = corpus_path(split)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"corpus file {path} is missing; reinstall gradtts-tf (the package data "
+            "gradtts_tf/demo_corpus/*.txt was not installed)"
+        )
+    sentences = load_sentences(path)
+    return load_sentences() + sentences if split == "train" else sentences
+
+
+# ---------------------------------------------------------------------------
 # Synthesis
 # ---------------------------------------------------------------------------
 
@@ -309,6 +551,16 @@ def _write_metadata(out_dir: Path, rows: Sequence[tuple[str, str, str]]) -> Path
     return path
 
 
+def _read_metadata_norms(out_dir: Path) -> dict[str, str]:
+    """``{id: normalized text}`` of an existing ``metadata.csv`` (empty if none or unreadable)."""
+    try:
+        lines = (out_dir / "metadata.csv").read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return {}
+    parts = (line.split("|") for line in lines)
+    return {p[0]: p[2] for p in parts if len(p) == 3}
+
+
 def build_demo_dataset(
     out_dir: str | os.PathLike,
     sentences: Sequence[str],
@@ -317,17 +569,22 @@ def build_demo_dataset(
     jobs: int = 2,
     flite: str = "flite",
     progress: bool = True,
+    prefix: str = UTTERANCE_PREFIX,
 ) -> BuildResult:
     """Speaks ``sentences`` into an LJSpeech-format folder, reusing valid existing wavs.
 
+    An existing wav is redone when the folder's ``metadata.csv`` says it was spoken from
+    a different normalized text (the sentence list changed since it was built).
+
     Args:
         out_dir: Output folder (created if needed).
-        sentences: Sentences; sentence ``i`` (0-based) becomes ``demo_{i+1:04d}``.
+        sentences: Sentences; sentence ``i`` (0-based) becomes ``{prefix}{i+1:04d}``.
         sample_rate: Output rate in Hz.
         voice: flite voice name or voice file.
         jobs: Parallel flite processes.
         flite: flite executable name or path.
         progress: Show a tqdm progress bar.
+        prefix: Utterance id prefix (``demo_`` by default).
 
     Returns:
         A :class:`BuildResult`.
@@ -343,10 +600,15 @@ def build_demo_dataset(
     wav_dir.mkdir(parents=True, exist_ok=True)
 
     rows = [
-        (f"{UTTERANCE_PREFIX}{i:04d}", text, english_cleaners(text))
+        (f"{prefix}{i:04d}", text, english_cleaners(text))
         for i, text in enumerate(sentences, start=1)
     ]
-    todo = [r for r in rows if not is_valid_wav(wav_dir / f"{r[0]}.wav", sample_rate)]
+    spoken = _read_metadata_norms(out_dir)
+    todo = [
+        r
+        for r in rows
+        if spoken.get(r[0], r[2]) != r[2] or not is_valid_wav(wav_dir / f"{r[0]}.wav", sample_rate)
+    ]
     if todo:
         # Import TensorFlow (via gradtts_tf.audio) once here rather than racing in threads.
         import gradtts_tf.audio  # noqa: F401
@@ -384,6 +646,17 @@ def build_demo_dataset(
 # ---------------------------------------------------------------------------
 
 
+#: ``--corpus`` choices: ``(load_corpus split or None for the demo sentences, id prefix)``.
+#: ``large`` keeps the ``demo_`` ids: its first 748 sentences are the demo ones, so their
+#: wavs are reused when it is built into a folder that holds the demo dataset.
+CORPORA: dict[str, tuple[str | None, str]] = {
+    "demo": (None, UTTERANCE_PREFIX),
+    "large": ("train", UTTERANCE_PREFIX),
+    "dev": ("dev", "dev_"),
+    "ood_eval": ("ood_eval", "ood_"),
+}
+
+
 def _positive_int(value: str) -> int:
     n = int(value)
     if n < 1:
@@ -404,12 +677,21 @@ def _parser() -> argparse.ArgumentParser:
         "folder (wavs/*.wav + metadata.csv).",
     )
     p.add_argument("--out", required=True, type=Path, help="output folder, e.g. data/demo")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument(
+        "--corpus",
+        choices=tuple(CORPORA),
+        default="demo",
+        help="demo: the 748 project sentences (default, ~38 min); large: those plus 5500 "
+        "sentences of varied English (~5.6 h of audio); "
+        "dev / ood_eval: held-out sets for choosing settings / out-of-domain evaluation",
+    )
     p.add_argument("--limit", type=_positive_int, default=None, help="only the first N sentences")
     p.add_argument("--sample-rate", type=_positive_int, default=22050, help="Hz (default 22050)")
     p.add_argument("--voice", default="slt", help="flite voice (default slt)")
     p.add_argument("--jobs", type=_positive_int, default=2, help="parallel flite processes")
-    p.add_argument(
-        "--sentences", type=Path, default=None, help="sentence file (default: bundled list)"
+    source.add_argument(
+        "--sentences", type=Path, default=None, help="sentence file instead of --corpus"
     )
     p.add_argument("--flite", default="flite", help="flite executable (default: flite on PATH)")
     return p
@@ -427,8 +709,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # TensorFlow (imported for resampling) is chatty at import; keep the CLI output readable.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    split, prefix = CORPORA[args.corpus]
     try:
-        sentences = load_sentences(args.sentences)
+        if args.sentences is not None:
+            sentences = load_sentences(args.sentences)
+        else:
+            sentences = load_sentences() if split is None else load_corpus(split)
         if args.limit is not None:
             sentences = sentences[: args.limit]
         result = build_demo_dataset(
@@ -438,6 +724,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             voice=args.voice,
             jobs=args.jobs,
             flite=args.flite,
+            prefix=prefix,
         )
     except (FliteNotFoundError, ValueError, OSError, RuntimeError) as err:
         sys.exit(f"gradtts-demo-data: error: {err}")
