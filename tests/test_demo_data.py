@@ -146,3 +146,195 @@ def test_rejects_non_positive_ints(flag: str, tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exc:
         demo_data.main(["--out", str(tmp_path), flag, "0"])
     assert exc.value.code == 2
+
+
+# ---------------------------------------------------------------------------
+# The large corpus (train / dev / ood_eval)
+# ---------------------------------------------------------------------------
+
+# Well-known Harvard (IEEE) sentences: intelligibility-test material that must never be
+# training or evaluation text.
+HARVARD = (
+    "The birch canoe slid on the smooth planks.",
+    "Glue the sheet to the dark blue background.",
+    "It's easy to tell the depth of a well.",
+    "These days a chicken leg is a rare dish.",
+    "Rice is often served in round bowls.",
+    "The juice of lemons makes fine punch.",
+    "The box was thrown beside the parked truck.",
+    "Four hours of steady work faced us.",
+    "A large size in stockings is hard to sell.",
+    "The boy was there when the sun rose.",
+    "Oak is strong and also gives shade.",
+    "Cats and dogs each hate the other.",
+)
+
+
+@pytest.fixture(scope="module")
+def corpus() -> dict[str, list[str]]:
+    return {split: demo_data.load_corpus(split) for split in demo_data.CORPUS_SPLITS}
+
+
+def test_corpus_sizes(corpus: dict[str, list[str]]) -> None:
+    assert demo_data.CORPUS_SPLITS == ("train", "dev", "ood_eval")
+    assert len(corpus["train"]) == 748 + 5500
+    assert len(corpus["dev"]) == 100
+    assert len(corpus["ood_eval"]) == 100
+    # The project sentences lead the training split, in order (same ids as --corpus demo).
+    assert corpus["train"][:748] == demo_data.load_sentences()
+    n_words = np.array([len(s.split()) for s in corpus["train"]])
+    assert 8 < n_words.mean() < 12 and n_words.min() >= 3 and n_words.max() <= 30
+    # The package data stays small.
+    sizes = {p.name: p.stat().st_size for p in demo_data.corpus_dir().glob("*.txt")}
+    assert set(sizes) == {"train.txt", "dev.txt", "ood_eval.txt"}
+    assert sum(sizes.values()) < 400_000
+
+
+def test_corpus_files_are_clean_lines() -> None:
+    for split in demo_data.CORPUS_SPLITS:
+        raw = demo_data.corpus_path(split).read_bytes().decode("ascii")  # plain ASCII
+        assert raw.endswith("\n") and "\r" not in raw
+        assert all(line and line.strip() == line for line in raw.splitlines()), split
+
+
+def test_corpus_has_no_duplicates_and_splits_are_disjoint(
+    corpus: dict[str, list[str]],
+) -> None:
+    keys = {split: [demo_data.sentence_key(s) for s in sents] for split, sents in corpus.items()}
+    for split, k in keys.items():
+        assert len(set(k)) == len(k), f"normalized duplicates in {split}"
+    train, dev, ood = (set(keys[s]) for s in demo_data.CORPUS_SPLITS)
+    assert not train & dev and not train & ood and not dev & ood
+
+
+def test_every_corpus_sentence_is_speakable(corpus: dict[str, list[str]]) -> None:
+    problems = {
+        s: demo_data.sentence_problem(s)
+        for sents in corpus.values()
+        for s in sents
+        if demo_data.sentence_problem(s) is not None
+    }
+    assert not problems, list(problems.items())[:10]
+    # The cleaners leave only what the symbol table and flite both read.
+    allowed = set("abcdefghijklmnopqrstuvwxyz .,!?;:'-")
+    for s in corpus["train"] + corpus["dev"] + corpus["ood_eval"]:
+        assert set(english_cleaners(s)) <= allowed, s
+
+
+def test_corpus_has_no_harvard_sentences(corpus: dict[str, list[str]]) -> None:
+    everything = {demo_data.sentence_key(s) for sents in corpus.values() for s in sents}
+    for sentence in HARVARD:
+        assert demo_data.is_test_list_sentence(sentence)
+        assert demo_data.sentence_problem(sentence) == "standard intelligibility-test sentence"
+        assert demo_data.sentence_key(sentence) not in everything
+    # Caught inside a longer line and whatever the case and punctuation.
+    inside = "Then he said: the BIRCH canoe slid on the smooth planks"
+    assert demo_data.is_test_list_sentence(inside)
+    assert not any(demo_data.is_test_list_sentence(s) for sents in corpus.values() for s in sents)
+
+
+def test_ood_eval_comes_from_another_source(corpus: dict[str, list[str]]) -> None:
+    # Narration from the novel: its detective is everywhere there and absent from the
+    # training text.
+    ood_text = " ".join(corpus["ood_eval"]).lower()
+    train_text = " ".join(corpus["train"] + corpus["dev"]).lower()
+    assert ood_text.count("holmes") >= 10
+    assert "sherlock" not in train_text and "baker street" not in train_text
+    assert train_text.count("holmes") <= 1  # one fortune mentions a department store
+
+
+def test_phoneme_coverage_of_large_corpus(corpus: dict[str, list[str]]) -> None:
+    spoken = [english_cleaners(s) for s in corpus["train"]]
+    coverage = demo_data.phoneme_coverage(spoken)
+    assert len(coverage) == 39
+    # Measured: ZH is the rarest phoneme with about 200 occurrences.
+    low = {p: c for p, c in coverage.items() if c < 150}
+    assert not low, low
+    assert demo_data.missing_words(spoken) == {}
+    # The large corpus is several times richer than the demo sentences alone.
+    demo = demo_data.phoneme_coverage(english_cleaners(s) for s in demo_data.load_sentences())
+    assert sum(coverage.values()) > 5 * sum(demo.values())
+
+
+@pytest.mark.parametrize(
+    ("sentence", "reason"),
+    [
+        ("Too short.", "words"),
+        ("This one has no final punctuation", "capital letter"),
+        ("lowercase start is not a sentence.", "capital letter"),
+        ("See http://example.com for more.", "characters"),
+        ('She said "hello" twice.', "characters"),
+        ("The NASA launch was delayed.", "all-caps"),
+        ("We meet at 3:45 on Monday.", "number"),
+        ("Version 1.2.3 fixed it.", "number"),
+        ("He likes his MP3 player.", "number"),
+        ("This is a damn fine cup.", "blocked word"),
+        ("It was goin' well until noon.", "apostrophe"),
+        ("The zorblatt quivered in the sun.", "CMUdict"),
+        ("Wait ... what did you say?", "space"),
+        ("A " + "very " * 30 + "long one.", "words"),
+    ],
+)
+def test_filter_rejects(sentence: str, reason: str) -> None:
+    problem = demo_data.sentence_problem(sentence)
+    assert problem is not None and reason in problem, (sentence, problem)
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "The repair bill came to $1,250.",
+        "Her birthday falls on the 21st of March.",
+        "The marathon covers 26.2 miles.",
+        "Don't count your chickens before they hatch!",
+        "Is it raining in the mother-in-law's garden?",
+    ],
+)
+def test_filter_accepts(sentence: str) -> None:
+    assert demo_data.sentence_problem(sentence) is None
+
+
+def test_load_corpus_rejects_unknown_split() -> None:
+    with pytest.raises(ValueError, match="train, dev, ood_eval"):
+        demo_data.load_corpus("test")
+
+
+def test_corpus_and_sentences_are_exclusive(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exc:
+        demo_data.main(["--out", str(tmp_path), "--corpus", "large", "--sentences", "x.txt"])
+    assert exc.value.code == 2
+
+
+@needs_flite
+def test_build_large_and_ood_limit(
+    built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --corpus large starts with the demo sentences under the same ids: building it
+    # into the demo folder reuses their wavs.
+    capsys.readouterr()
+    assert demo_data.main(["--out", str(built), "--corpus", "large", "--limit", "3"]) == 0
+    assert "0 synthesized, 3 already present" in capsys.readouterr().out
+
+    out = tmp_path / "ood"
+    assert demo_data.main(["--out", str(out), "--corpus", "ood_eval", "--limit", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "Wrote 2 utterances" in printed and "2 synthesized" in printed
+    assert "Phoneme coverage" in printed
+    wavs = sorted(p.name for p in (out / "wavs").glob("*.wav"))
+    assert wavs == ["ood_0001.wav", "ood_0002.wav"]
+    lines = (out / "metadata.csv").read_text(encoding="utf-8").splitlines()
+    expected = demo_data.load_corpus("ood_eval")[:2]
+    assert [line.split("|")[1] for line in lines] == expected
+    for wav in (out / "wavs").glob("*.wav"):
+        assert 1.0 < sf.info(wav).duration < 15.0
+
+
+@needs_flite
+def test_rerun_redoes_wav_of_changed_sentence(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    first = demo_data.build_demo_dataset(out, ["A short test sentence."], progress=False)
+    assert first.n_synthesized == 1
+    again = demo_data.build_demo_dataset(out, ["A short test sentence."], progress=False)
+    assert again.n_reused == 1
+    changed = demo_data.build_demo_dataset(out, ["A different sentence now."], progress=False)
+    assert changed.n_synthesized == 1 and changed.n_reused == 0
