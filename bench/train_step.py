@@ -4,7 +4,7 @@ A training step is forward, MAS, the three losses, backward, gradient clipping a
 Adam update, at the official default model (``configs/ljspeech.yaml``: batch from
 ``--batch-sizes``, ``out_size`` 172, lr 1e-4, clip 1.0):
 
-* ``ours-graph``: ``GradTTS.train_step`` through ``model.train_on_batch`` (Keras
+* ``ours-graph``: ``GradTTSTrainer.train_step`` through ``model.train_on_batch`` (Keras
   ``make_train_function``, a ``tf.function``), ``jit_compile=False``;
 * ``ours-graph-bf16``: ``ours-graph`` with float32 convolutions and matmuls computed
   from bfloat16 inputs (float32 accumulation) by oneDNN

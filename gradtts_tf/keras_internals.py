@@ -20,7 +20,7 @@ PRIVATE_NAMES = (
     ("keras.optimizers.Optimizer", "_model_variables_moving_average"),
     ("keras.optimizers.Optimizer", "_get_variable_index"),
     ("keras.optimizers.Optimizer", "_distribution_strategy"),
-    ("keras.Model", "_maybe_symbolic_build"),  # overridden by GradTTS (model.py)
+    ("keras.Model", "_maybe_symbolic_build"),  # overridden by GradTTSTrainer
     ("keras.Model", "_eval_epoch_iterator"),
     ("tf.distribute.MultiWorkerMirroredStrategy.extended", "_in_multi_worker_mode"),
     ("tensorflow.python.eager.context.Context", "_context_handle"),

@@ -52,7 +52,7 @@ def release_free_memory() -> bool:
     higher for the whole run. ``malloc_trim`` returns those pages (about 160 MiB after
     the first step of the full-size model at batch 4, BENCHMARKS.md section 3). The
     trainer calls this once after the first training step and after the first
-    validation (`gradtts_tf.callbacks.ReleaseTracingMemory`).
+    validation (`gradtts_tf.training.callbacks.ReleaseTracingMemory`).
 
     Returns:
         True if glibc's ``malloc_trim`` ran and released memory; False if it released

@@ -4,7 +4,7 @@
 ``[B, T, n_mels]`` gives float32 audio ``[B, T * hop_length]``.
 
 A HiFi-GAN checkpoint is a folder holding ``generator.weights.h5`` (the generator
-with weight normalisation folded, as written by ``python -m gradtts_tf.vocoder_training``
+with weight normalisation folded, as written by ``gradtts-train-vocoder``
 and by ``python -m gradtts_tf.convert --vocoder-config``) and its configuration, either our
 ``config.yaml`` (``audio`` + ``vocoder`` sections) or an official HiFi-GAN
 ``config.json``.
@@ -167,7 +167,7 @@ def _read_checkpoint_config(folder: Path) -> tuple[VocoderConfig, dict[str, Any]
         return vocoder_config_from_official(json.loads(json_file.read_text()))
     raise FileNotFoundError(
         f"{folder} holds neither config.yaml nor config.json: point --vocoder to a folder "
-        "written by 'python -m gradtts_tf.vocoder_training' or "
+        "written by 'gradtts-train-vocoder' or "
         "'python -m gradtts_tf.convert --vocoder-config', or use 'griffin-lim'"
     )
 

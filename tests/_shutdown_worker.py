@@ -8,7 +8,7 @@ disk (a network mount that stops answering); each read left hanging prints
 ``deadline`` (``train.EXIT_DEADLINE``) and ``stall``.
 
 ``python tests/_shutdown_worker.py hang KIND DEADLINE`` arms
-`gradtts_tf.callbacks.arm_exit_deadline` (unless DEADLINE is 0) and exits into a hang
+`gradtts_tf.training.exit_deadline.arm_exit_deadline` (unless DEADLINE is 0) and exits into a hang
 of kind ``pipeline`` (a tf.data iterator over a generator stuck in a read, left in a
 reference cycle as Keras leaves its iterators: interpreter shutdown destroys it and
 waits for the read) or ``thread`` (a non-daemon thread that never ends: shutdown
@@ -47,8 +47,8 @@ def stalling_reads(read_delay: float) -> threading.Event:
 
 
 def run_train(args: dict) -> None:
-    from gradtts_tf import callbacks as cb
     from gradtts_tf.cli import train
+    from gradtts_tf.training import callbacks as cb
 
     stalled = stalling_reads(args["read_delay"])
     interrupted = cb.TrainingInterrupted.__init__
@@ -65,7 +65,7 @@ def run_train(args: dict) -> None:
 
 
 def hang(kind: str, deadline: float) -> None:
-    from gradtts_tf.callbacks import arm_exit_deadline
+    from gradtts_tf.training.exit_deadline import arm_exit_deadline
 
     holder = None
     if kind == "pipeline":

@@ -1,5 +1,6 @@
 """Shared fixtures and helpers: a small flite-spoken corpus in the demo dataset's format,
-the reference-fixture folder, and `run_layer_test` (the Keras contract of a layer)."""
+the repository root and the reference-fixture folder, a tiny `GradTTS` and a loss batch
+for it, and `run_layer_test` (the Keras contract of a layer)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 
 from gradtts_tf.demo_data import build_demo_dataset, load_sentences
 
-REF = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "reference"
+ROOT = Path(__file__).resolve().parents[1]
+REF = ROOT.parent / "shared" / "fixtures" / "reference"
 REF_MISSING = (
     f"the official reference outputs are not at {REF} (../shared/fixtures/reference beside "
     "the checkout); tests/test_official_differential.py compares against the installed "
@@ -33,6 +35,34 @@ def pytest_runtest_makereport(item, call):
     ):
         report.outcome = "skipped"
         report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {REF_MISSING}")
+
+
+def tiny_gradtts(cls=None, **kwargs):
+    """A small `GradTTS` (or subclass ``cls``, e.g. the trainer), 80 mel channels."""
+    from gradtts_tf.model import GradTTS
+
+    args = dict(
+        n_vocab=149, n_enc_channels=32, filter_channels=64, filter_channels_dp=32,
+        n_enc_layers=1, dec_dim=8, out_size=16, seed=3,
+    )
+    args.update(kwargs)
+    return (cls or GradTTS)(**args)
+
+
+def loss_batch(b=2, t_x=7, t_y=24, seed=0, n_spks=1) -> dict:
+    """A random padded training batch for `tiny_gradtts` (the second item shorter)."""
+    rng = np.random.default_rng(seed)
+    x_lengths = np.array([t_x, t_x - 3][:b], np.int32)
+    y_lengths = np.array([t_y, t_y - 6][:b], np.int32)
+    x = rng.integers(1, 149, (b, t_x)).astype(np.int32)
+    y = rng.normal(size=(b, t_y, 80)).astype(np.float32) - 4.0
+    for i in range(b):
+        x[i, x_lengths[i]:] = 0
+        y[i, y_lengths[i]:] = 0
+    return {
+        "x": x, "x_lengths": x_lengths, "y": y, "y_lengths": y_lengths,
+        "spk": rng.integers(0, n_spks, b).astype(np.int32),
+    }
 
 
 @pytest.fixture(scope="session")

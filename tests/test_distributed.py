@@ -20,7 +20,7 @@ WORKER = ROOT / "tests" / "_train_worker.py"
 STEPS = 3
 # The same computation on one device and on replicas: no dropout (see
 # `without_dropout`), no random crop; the diffusion times and noise are drawn for the
-# global batch and sliced per replica (GradTTS._replica_noise). Adam's epsilon is
+# global batch and sliced per replica (GradTTSTrainer._replica_noise). Adam's epsilon is
 # raised from 1e-8 so that it does not blow up rounding noise in gradients that are
 # zero in exact arithmetic (biases before GroupNorm, attention key biases) to full
 # steps of random sign.

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gradtts_tf.optimizers import FusedAdam
+from gradtts_tf.training.optimizers import FusedAdam
 
 SHAPES = [(5, 7), (7,), (11, 3)]
 

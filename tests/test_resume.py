@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradtts_tf import callbacks as cb
 from gradtts_tf.cli import train as train_cli
 from gradtts_tf.config import load_config
 from gradtts_tf.convert import main as convert_main
@@ -21,11 +20,13 @@ from gradtts_tf.training import (
     RunError,
     WarmupDecay,
     build_model,
+    checkpoints,
     config_differences,
     restore_latest,
     train,
     warm_start,
 )
+from gradtts_tf.training import callbacks as cb
 from tests.conftest import REF
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,14 +54,16 @@ def test_checkpoints_atomic_retention_and_fallback(tmp_path, capsys):
     for v in model.optimizer.variables:
         v.assign(rng.normal(size=v.shape).astype(v.dtype) if "float" in str(v.dtype)
                  else np.full(v.shape, 5, v.dtype))
-    seeds = cb.seed_variables(model)
+    seeds = checkpoints.seed_variables(model)
     assert len(seeds) >= 2  # the crop's and the diffusion noise's generators at least
     for step, val in zip(range(1, 6), [3.0, 1.0, 2.0, 4.0, None], strict=True):
         seeds[0].assign(np.array([37, 100 + step], seeds[0].dtype))
-        cb.write_checkpoint(tmp_path, model, {"step": step, "epoch": step, "position": 4 * step,
-                                              "val_loss": val}, keep_last=2)
+        checkpoints.write_checkpoint(
+            tmp_path, model, {"step": step, "epoch": step, "position": 4 * step, "val_loss": val},
+            keep_last=2,
+        )
     # Keep the last two plus the best by validation loss (step 2).
-    names = [p.name for p in cb.list_checkpoints(tmp_path)]
+    names = [p.name for p in checkpoints.list_checkpoints(tmp_path)]
     assert names == ["ckpt-00000002", "ckpt-00000004", "ckpt-00000005"]
     expected_weights, expected_opt = _weights(model), _optimizer_values(model)
 
@@ -68,9 +71,9 @@ def test_checkpoints_atomic_retention_and_fallback(tmp_path, capsys):
     # happened): neither counts as a checkpoint, and a new run removes them.
     partial = tmp_path / "checkpoints" / ".tmp-ckpt-00000006-999"
     partial.mkdir()
-    (partial / cb.STATE_WEIGHTS).write_bytes(b"\x89HDF\r\n half")
+    (partial / checkpoints.STATE_WEIGHTS).write_bytes(b"\x89HDF\r\n half")
     (tmp_path / "checkpoints" / "ckpt-00000007").mkdir()
-    assert [p.name for p in cb.list_checkpoints(tmp_path)][-1] == "ckpt-00000005"
+    assert [p.name for p in checkpoints.list_checkpoints(tmp_path)][-1] == "ckpt-00000005"
 
     fresh = build_model(config)
     ckpt, state = restore_latest(fresh, tmp_path)
@@ -79,15 +82,15 @@ def test_checkpoints_atomic_retention_and_fallback(tmp_path, capsys):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(_optimizer_values(fresh), expected_opt, strict=True):
         np.testing.assert_array_equal(a, b)
-    assert cb.seed_variables(fresh)[0].numpy().tolist() == [37, 105]
+    assert checkpoints.seed_variables(fresh)[0].numpy().tolist() == [37, 105]
 
     # A damaged newest checkpoint: the next older one is loaded instead.
-    with open(ckpt / cb.STATE_WEIGHTS, "r+b") as f:
+    with open(ckpt / checkpoints.STATE_WEIGHTS, "r+b") as f:
         f.truncate(1000)
     ckpt, state = restore_latest(build_model(config), tmp_path)
     assert ckpt.name == "ckpt-00000004" and state["step"] == 4
     assert "cannot load" in capsys.readouterr().err
-    assert cb.clean_partial(tmp_path) == [partial.name]
+    assert checkpoints.clean_partial(tmp_path) == [partial.name]
 
 
 def test_warm_start_skips_ignored_and_mismatched_layers(tmp_path):
@@ -145,7 +148,7 @@ def test_incompatible_run_folder_is_refused_saying_what_differs(demo_corpus, tmp
 
     # --warm-start into a folder that already has checkpoints is refused too.
     (tmp_path / "checkpoints" / "ckpt-00000001").mkdir(parents=True)
-    for name in (cb.STATE_JSON, cb.STATE_WEIGHTS):
+    for name in (checkpoints.STATE_JSON, checkpoints.STATE_WEIGHTS):
         (tmp_path / "checkpoints" / "ckpt-00000001" / name).write_text("{}")
     with pytest.raises(SystemExit) as exit_:
         train_cli.main(["--config", "configs/demo.yaml", "--data", str(demo_corpus),
@@ -186,7 +189,7 @@ def _wait_for(predicate, proc, timeout=900):
 
 
 def _steps(run):
-    return [int(p.name.split("-")[1]) for p in cb.list_checkpoints(run)]
+    return [int(p.name.split("-")[1]) for p in checkpoints.list_checkpoints(run)]
 
 
 @pytest.mark.slow
@@ -231,7 +234,7 @@ def test_ctrl_c_and_sigkill_then_resume_continue_as_if_uninterrupted(demo_corpus
     progress = json.loads((run / "progress.json").read_text())
     last = _steps(run)[-1]
     assert progress["step"] - last <= interval  # lost at most one interval
-    assert all(cb.CKPT_PATTERN.match(p.name) or p.name.startswith(".tmp-")
+    assert all(checkpoints.CKPT_PATTERN.match(p.name) or p.name.startswith(".tmp-")
                for p in (run / "checkpoints").iterdir())
 
     # 3. Resume to the end: same checkpoints and weights as the uninterrupted run.
@@ -244,7 +247,9 @@ def test_ctrl_c_and_sigkill_then_resume_continue_as_if_uninterrupted(demo_corpus
     # (The Ctrl-C may land exactly on an interval boundary: then it is a regular one.)
     extra = {interrupted_at} - set(_steps(reference))
     assert sorted(set(_steps(run)) - extra) == _steps(reference)
-    final, expected = (cb.read_state(cb.list_checkpoints(r)[-1]) for r in (run, reference))
+    final, expected = (
+        checkpoints.read_state(checkpoints.list_checkpoints(r)[-1]) for r in (run, reference)
+    )
     final.pop("time"), expected.pop("time")
     assert final == expected  # step, epoch, data position, random-generator states
     done = GradTTS.from_config_tree(load_config(run / "config.yaml"))
@@ -264,7 +269,7 @@ def test_ctrl_c_on_an_epochs_last_step_lets_the_epoch_end_first():
 
     class FakeCheckpointer:
         def __init__(self):
-            self.progress = cb.Progress()
+            self.progress = checkpoints.Progress()
             self.progress.step = 7
             self.last_saved, self.saves = Path("ckpt-00000006"), 0
 

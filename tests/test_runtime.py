@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from gradtts_tf import callbacks
 from gradtts_tf.config import ConfigError, load_config
 from gradtts_tf.runtime import cpu_has_bf16, release_free_memory, set_cpu_math
+from gradtts_tf.training import callbacks
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gradtts_tf import callbacks as cb
 from gradtts_tf.config import load_config
-from gradtts_tf.training import build_model, restore_latest
+from gradtts_tf.training import build_model, checkpoints, restore_latest
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "tests" / "_shutdown_worker.py"
@@ -98,7 +97,7 @@ def test_ctrl_c_exits_130_soon_after_the_checkpoint_with_a_read_in_flight(
         # pipeline's reader is always busy.
         _wait_for(lambda: logged_step() >= 6, proc, "step 6")
         proc.send_signal(signal.SIGINT)
-        _wait_for(lambda: cb.list_checkpoints(run), proc, "the checkpoint", timeout=120)
+        _wait_for(lambda: checkpoints.list_checkpoints(run), proc, "the checkpoint", timeout=120)
         saved = time.monotonic()
         try:
             proc.wait(timeout=bound + 60)
@@ -119,7 +118,7 @@ def test_ctrl_c_exits_130_soon_after_the_checkpoint_with_a_read_in_flight(
         assert "READ BLOCKED" in err  # the stall did catch a read
         assert "Timeout (0:00:09)!" in err  # and the tracebacks show it
     step = int(out.split("interrupted at step ")[1].split(";")[0])
-    ckpt = cb.list_checkpoints(run)[-1]
+    ckpt = checkpoints.list_checkpoints(run)[-1]
     assert ckpt.name == f"ckpt-{step:08d}"
     found, state = restore_latest(build_model(load_config("configs/demo.yaml", overrides)), run)
     assert found == ckpt and state["step"] == step

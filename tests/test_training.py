@@ -214,8 +214,9 @@ def test_mixed_precision_accumulation_ema_schedule_logs_and_nan_guard(demo_corpu
 
 def test_sample_logger_speaks_with_the_voices_settings(tmp_path, monkeypatch):
     """Logged samples use the config's `inference` temperature and length scale."""
-    from gradtts_tf import callbacks as cb
     from gradtts_tf.model import GradTTS
+    from gradtts_tf.training import callbacks as cb
+    from gradtts_tf.training import checkpoints
 
     model = GradTTS(n_vocab=149, n_enc_channels=16, filter_channels=16, filter_channels_dp=16,
                     n_enc_layers=1, dec_dim=8, out_size=16, seed=0)
@@ -231,7 +232,7 @@ def test_sample_logger_speaks_with_the_voices_settings(tmp_path, monkeypatch):
     sample = {"uid": "u1", "ids": [1, 2, 3, 4], "mel": np.zeros((12, 80), np.float32)}
     config = load_config("configs/demo.yaml", ["inference.temperature=2.5",
                                                "inference.length_scale=0.8"])
-    logger = cb.SampleLogger([sample], tmp_path / "logs", cb.Progress(), config.audio,
+    logger = cb.SampleLogger([sample], tmp_path / "logs", checkpoints.Progress(), config.audio,
                              n_timesteps=2, png_dir=tmp_path / "png",
                              temperature=config.inference.temperature,
                              length_scale=config.inference.length_scale)

@@ -11,6 +11,7 @@ import soundfile as sf
 import tensorflow as tf
 
 from gradtts_tf.audio import load_audio, mel_spectrogram
+from gradtts_tf.cli.train_vocoder import main
 from gradtts_tf.config import load_config
 from gradtts_tf.hifigan import (
     HiFiGAN,
@@ -18,15 +19,15 @@ from gradtts_tf.hifigan import (
     feature_matching_loss,
     generator_adversarial_loss,
 )
-from gradtts_tf.vocoder import load_vocoder
-from gradtts_tf.vocoder_training import (
+from gradtts_tf.training.checkpoints import RunError, config_differences, list_checkpoints
+from gradtts_tf.training.vocoder import (
     build_vocoder_model,
     init_generator_from,
-    main,
     make_fine_tune_mels,
     train_vocoder,
     vocoder_dataset,
 )
+from gradtts_tf.vocoder import load_vocoder
 
 SEG = 2048
 TINY = {
@@ -244,8 +245,9 @@ def test_train_vocoder_run_folder_and_resume(corpus, tmp_path):
                             verbose=0)
     assert all(np.isfinite(v[-1]) for v in history.history.values())
     assert "val_mel_loss" in history.history
-    for name in ("config.yaml", "generator.weights.h5", "history.csv", "backup"):
+    for name in ("config.yaml", "generator.weights.h5", "history.csv", "checkpoints"):
         assert (run / name).exists(), name
+    assert [p.name for p in list_checkpoints(run)] == ["ckpt-00000002"]
     vocoder = load_vocoder(run, config.audio)
     mel = _batch(config)["mel"]
     assert vocoder(mel).shape == (2, SEG)
@@ -255,8 +257,11 @@ def test_train_vocoder_run_folder_and_resume(corpus, tmp_path):
     assert [r["epoch"] for r in rows] == ["0", "1"]
     np.testing.assert_allclose(float(rows[1]["lr"]), 2e-4 * 0.999, rtol=1e-6)
     other = tiny_config(**{"vocoder.upsample_initial_channel": 32})
-    with pytest.raises(ValueError, match="different vocoder"):
+    with pytest.raises(RunError, match="vocoder.upsample_initial_channel: 16 in the run, 32"):
         train_vocoder(other, corpus, run, epochs=3, steps_per_epoch=1, run_eagerly=True)
+    # Training settings may change on resume (a longer run, a lower learning rate).
+    assert config_differences(config, tiny_config(**{"vocoder.learning_rate": 1e-4}),
+                              "vocoder")[0] == []
     # A new run can start its generator from the checkpoint (same function).
     model = HiFiGAN.from_config_tree(config)
     init_generator_from(model, run)

@@ -1,4 +1,4 @@
-"""Command-line arguments shared by the synthesis scripts.
+"""Command-line arguments shared by the programs.
 
 No TensorFlow here: ``export/run_tflite.py`` (numpy + LiteRT only) uses it too.
 """
@@ -33,6 +33,39 @@ def check_sampling_arguments(parser: argparse.ArgumentParser, args: argparse.Nam
                         ("--length-scale", args.length_scale)):
         if value is not None and not value > 0:  # also rejects NaN
             parser.error(f"{name} must be > 0, got {value}")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, example_set: str,
+                      config_required: bool = True) -> None:
+    """Adds a trainer's ``--config``, ``--data``, ``--out``, ``--set``, ``--epochs`` and
+    ``--steps-per-epoch`` (check them with `check_run_arguments`)."""
+    parser.add_argument("--config", required=config_required,
+                        help="YAML config: a file or a packaged name (e.g. demo)")
+    parser.add_argument("--data", required=True, help="LJSpeech folder or Grad-TTS filelist")
+    parser.add_argument("--out", required=True, help="run folder; an existing one is resumed")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        help=f"override a config value, e.g. --set {example_set} (repeatable)",
+    )
+    parser.add_argument("--epochs", type=int, help="override the config's epochs")
+    parser.add_argument("--steps-per-epoch", type=int, help="steps per fit epoch")
+
+
+def check_run_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exits through ``parser.error`` unless ``--epochs`` and ``--steps-per-epoch`` are >= 1."""
+    for flag, value in (("--epochs", args.epochs), ("--steps-per-epoch", args.steps_per_epoch)):
+        if value is not None and value < 1:
+            parser.error(f"{flag} must be >= 1")
+
+
+def load_config_or_exit(parser: argparse.ArgumentParser, path, overrides: list[str]):
+    """`gradtts_tf.config.load_config`, with a bad file or override as ``parser.error``."""
+    from gradtts_tf.config import ConfigError, load_config
+
+    try:
+        return load_config(path, overrides)
+    except ConfigError as e:
+        parser.error(str(e))
 
 
 class _CurrentStdout(logging.StreamHandler):

@@ -10,9 +10,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gradtts_tf.cli import (
+    add_run_arguments,
+    check_run_arguments,
+    load_config_or_exit,
+    show_data_report,
+)
+
 # After a Ctrl-C, seconds from the checkpoint on disk to the process's end at the latest
 # (normally a few: interpreter shutdown tears TensorFlow down); see
-# gradtts_tf.callbacks.arm_exit_deadline.
+# gradtts_tf.training.exit_deadline.arm_exit_deadline.
 EXIT_DEADLINE = 30.0
 
 
@@ -20,17 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     from gradtts_tf.runtime import CPU_MATH
 
     parser = argparse.ArgumentParser(description="Train Grad-TTS with model.fit.")
-    parser.add_argument("--config", required=True, help="YAML config (e.g. configs/demo.yaml)")
-    parser.add_argument("--data", required=True, help="LJSpeech folder or Grad-TTS filelist")
-    parser.add_argument("--out", required=True, help="run folder; an existing one is resumed")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-        help="override a config value, e.g. --set train.batch_size=8 (repeatable)",
-    )
-    parser.add_argument("--epochs", type=int,
-                        help="override train.epochs (fit epochs = checkpoint intervals)")
-    parser.add_argument("--steps-per-epoch", type=int,
-                        help="steps per fit epoch (override train.checkpoint_every_steps)")
+    add_run_arguments(parser, "train.batch_size=8")
     parser.add_argument(
         "--warm-start", metavar="CKPT",
         help="initialise a new run from a run folder, checkpoint or .weights.h5 (e.g. a "
@@ -55,17 +52,10 @@ def main(argv: list[str] | None = None) -> None:
                      help="turn XLA off (train.jit_compile=off; default: XLA on GPUs only)")
     xla.add_argument("--jit", action="store_true", help="turn XLA on (train.jit_compile=on)")
     args = parser.parse_args(argv)
-    from gradtts_tf.cli import show_data_report
-
     show_data_report()
-    if args.epochs is not None and args.epochs < 1:
-        parser.error("--epochs must be >= 1")
-    if args.steps_per_epoch is not None and args.steps_per_epoch < 1:
-        parser.error("--steps-per-epoch must be >= 1")
+    check_run_arguments(parser, args)
     if args.ignore_layers and not args.warm_start:
         parser.error("--ignore-layers needs --warm-start")
-
-    from gradtts_tf.config import ConfigError, load_config
 
     overrides = list(args.set)
     if args.strategy:
@@ -80,13 +70,10 @@ def main(argv: list[str] | None = None) -> None:
         overrides.append("train.jit_compile='off'")
     if args.jit:
         overrides.append("train.jit_compile='on'")
-    try:
-        config = load_config(args.config, overrides)
-    except ConfigError as e:
-        parser.error(str(e))
+    config = load_config_or_exit(parser, args.config, overrides)
 
-    from gradtts_tf.callbacks import TrainingDiverged
     from gradtts_tf.training import RunError, train
+    from gradtts_tf.training.callbacks import TrainingDiverged
 
     try:
         history = train(

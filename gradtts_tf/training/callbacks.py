@@ -1,27 +1,16 @@
-"""Keras callbacks of ``train.py``: checkpoints, logging, samples, NaN guard, Ctrl-C.
+"""Keras callbacks of training: step counting, logging, samples, NaN guard, Ctrl-C.
 
-A run folder holds ``checkpoints/ckpt-<step>/`` directories, each with
-``state.weights.h5`` (model weights plus the whole optimizer state: Adam moments,
-step counter, EMA weights, gradient accumulators, loss scale) and ``state.json``
-(step, fit epoch and steps into the next one, data-stream position, random-generator
-states, validation loss).
-A checkpoint is written into a hidden temporary directory, flushed to disk and then
-renamed into place, so a crash mid-write never leaves a ``ckpt-*`` that loads half.
+Checkpoints and `Progress` (where a run stands) are in `gradtts_tf.training.checkpoints`.
 """
 
 from __future__ import annotations
 
-import ctypes
-import dataclasses
-import faulthandler
 import io
 import json
 import logging
 import os
 import re
-import shutil
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -31,8 +20,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gradtts_tf.keras_internals import ema_pairs, optimizer_strategy
 from gradtts_tf.runtime import release_free_memory
+from gradtts_tf.training.checkpoints import Checkpointer, EMAWeights, Progress
+from gradtts_tf.training.exit_deadline import arm_exit_deadline
 
 logger = logging.getLogger(__name__)
 
@@ -41,35 +31,6 @@ STATE_WEIGHTS = "state.weights.h5"
 STATE_JSON = "state.json"
 CHECKPOINT_FORMAT = 1
 
-
-# ---------------------------------------------------------------------------------
-# Progress shared by the callbacks
-
-
-@dataclasses.dataclass
-class Progress:
-    """Where training stands; `StepCounter` keeps it current during `fit`.
-
-    Attributes:
-        step: Batches trained so far, over all runs of this folder.
-        epoch: Fit epochs (checkpoint intervals) completed.
-        in_epoch: Steps done in the current (unfinished) fit epoch.
-        start_step: ``step`` when this process began training.
-        start_position: Data-stream position (utterances) when training began.
-        batch_size: Global batch size.
-    """
-
-    step: int = 0
-    epoch: int = 0
-    in_epoch: int = 0
-    start_step: int = 0
-    start_position: int = 0
-    batch_size: int = 1
-
-    @property
-    def position(self) -> int:
-        """Data-stream position after the last finished step (utterances consumed)."""
-        return self.start_position + (self.step - self.start_step) * self.batch_size
 
 
 class StepCounter(keras.callbacks.Callback):
@@ -142,223 +103,6 @@ def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
         return True
     has_chief = "chief" in resolver.cluster_spec().as_dict()
     return task_type == "worker" and task_id == 0 and not has_chief
-
-
-# ---------------------------------------------------------------------------------
-# EMA weights
-
-
-def _ema_optimizer(model: keras.Model):
-    opt = getattr(model.optimizer, "inner_optimizer", model.optimizer)
-    if opt is None or not getattr(opt, "use_ema", False) or not opt.built:
-        return None
-    return opt
-
-
-def ema_values(model: keras.Model) -> list[np.ndarray]:
-    """Values of ``model.weights`` with EMA averages in place of trainable weights.
-
-    Without EMA these are the current weights. Reads the averages Keras' optimizer
-    keeps (``use_ema=True``), as `keras.callbacks.SwapEMAWeights` does.
-    """
-    opt = _ema_optimizer(model)
-    averages = {}
-    if opt is not None:
-        for var, avg in ema_pairs(opt):
-            averages[id(var)] = avg
-    return [np.asarray(averages.get(id(w), w).numpy()) for w in model.weights]
-
-
-class EMAWeights:
-    """Context manager swapping the EMA weights into the model and back (cross-replica)."""
-
-    def __init__(self, model: keras.Model):
-        self.opt = _ema_optimizer(model)
-
-    def _swap(self):
-        opt = self.opt
-        strategy = optimizer_strategy(opt)
-        for var, avg in ema_pairs(opt):
-            var, avg = var.value, avg.value
-            # In-place swap without a temporary, on every replica's copy.
-            strategy.extended.update(var, lambda a, b: a.assign_add(b), args=(avg,))
-            strategy.extended.update(var, lambda a, b: b.assign(a - b), args=(avg,))
-            strategy.extended.update(var, lambda a, b: a.assign(a - b), args=(avg,))
-
-    def __enter__(self):
-        if self.opt is not None:
-            self._swap()
-        return self
-
-    def __exit__(self, *exc):
-        if self.opt is not None:
-            self._swap()
-        return False
-
-
-# ---------------------------------------------------------------------------------
-# Checkpoints
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def seed_variables(model: keras.Model) -> list:
-    """The states of every `keras.random.SeedGenerator` in the model (crop, t, z, dropout)."""
-    return [v for v in model.variables if v.name == "seed_generator_state"]
-
-
-def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
-    """Complete checkpoint directories of a run, oldest first."""
-    folder = Path(run_dir) / "checkpoints"
-    if not folder.is_dir():
-        return []
-    found = []
-    for p in folder.iterdir():
-        m = CKPT_PATTERN.match(p.name)
-        if m and (p / STATE_JSON).is_file() and (p / STATE_WEIGHTS).is_file():
-            found.append((int(m.group(1)), p))
-    return [p for _, p in sorted(found)]
-
-
-def read_state(ckpt: Path) -> dict:
-    """The ``state.json`` of a checkpoint directory."""
-    return json.loads((ckpt / STATE_JSON).read_text())
-
-
-def write_checkpoint(
-    run_dir: str | os.PathLike, model: keras.Model, state: dict, keep_last: int = 3
-) -> Path:
-    """Writes ``checkpoints/ckpt-<step>`` atomically and applies the retention policy.
-
-    Args:
-        run_dir: The run folder.
-        model: Compiled model (its optimizer state is saved too).
-        state: JSON-serialisable state; must hold ``step``.
-        keep_last: Newest checkpoints kept; the best by ``val_loss`` is kept as well.
-
-    Returns:
-        The checkpoint directory.
-    """
-    folder = Path(run_dir) / "checkpoints"
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"ckpt-{int(state['step']):08d}"
-    if final.is_dir() and (final / STATE_JSON).is_file():
-        return final  # Same step, same state (e.g. Ctrl-C right after an epoch end).
-    tmp = folder / f".tmp-{final.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    state = dict(state, format=CHECKPOINT_FORMAT, time=time.time())
-    state["seed_states"] = [v.numpy().tolist() for v in seed_variables(model)]
-    model.save_weights(tmp / STATE_WEIGHTS)
-    (tmp / STATE_JSON).write_text(json.dumps(state, indent=1))
-    for name in (STATE_WEIGHTS, STATE_JSON):
-        _fsync(tmp / name)
-    _fsync(tmp)
-    if final.exists():  # A leftover without state.json: not a checkpoint.
-        shutil.rmtree(final)
-    os.rename(tmp, final)
-    _fsync(folder)
-    _apply_retention(folder, keep_last)
-    return final
-
-
-def _apply_retention(folder: Path, keep_last: int) -> None:
-    ckpts = list_checkpoints(folder.parent)
-    keep = set(ckpts[-keep_last:]) if keep_last > 0 else set()
-    scored = [(read_state(p).get("val_loss"), p) for p in ckpts]
-    scored = [(v, p) for v, p in scored if v is not None and np.isfinite(v)]
-    if scored:
-        keep.add(min(scored, key=lambda vp: vp[0])[1])
-    for p in ckpts:
-        if p not in keep:
-            # Renamed first so a crash mid-delete never leaves a partial ckpt-*.
-            doomed = folder / f".del-{p.name}-{os.getpid()}"
-            os.rename(p, doomed)
-            shutil.rmtree(doomed, ignore_errors=True)
-
-
-def clean_partial(run_dir: str | os.PathLike) -> list[str]:
-    """Removes temporary directories left by a crash mid-write; returns their names."""
-    folder = Path(run_dir) / "checkpoints"
-    if not folder.is_dir():
-        return []
-    removed = []
-    for p in folder.iterdir():
-        if p.name.startswith((".tmp-", ".del-")):
-            shutil.rmtree(p, ignore_errors=True)
-            removed.append(p.name)
-    return removed
-
-
-def restore_checkpoint(model: keras.Model, ckpt: Path) -> dict:
-    """Loads weights, optimizer state and random-generator states; returns ``state.json``."""
-    state = read_state(ckpt)
-    model.load_weights(ckpt / STATE_WEIGHTS)
-    seeds = seed_variables(model)
-    saved = state.get("seed_states", [])
-    if len(saved) == len(seeds):
-        for var, value in zip(seeds, saved, strict=True):
-            var.assign(np.asarray(value, dtype=var.dtype))
-    return state
-
-
-def export_weights(model: keras.Model, export_model: keras.Model, path: Path) -> None:
-    """Writes the synthesis weights (EMA when on; no optimizer state) atomically."""
-    export_model.set_weights(ema_values(model))
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    export_model.save_weights(tmp)
-    _fsync(tmp)
-    os.replace(tmp, path)
-
-
-class Checkpointer(keras.callbacks.Callback):
-    """Saves a checkpoint at the end of every fit epoch (one checkpoint interval).
-
-    Only the chief of a multi-worker cluster writes. Each save also refreshes the
-    run's ``model.weights.h5`` for synthesis (EMA weights when EMA is on).
-    """
-
-    def __init__(
-        self,
-        run_dir: str | os.PathLike,
-        progress: Progress,
-        keep_last: int,
-        export_model: keras.Model | None = None,
-        extra_state: Callable[[], dict] | None = None,
-        chief: bool = True,
-    ):
-        super().__init__()
-        self.run_dir = Path(run_dir)
-        self.progress = progress
-        self.keep_last = keep_last
-        self.export_model = export_model
-        self.extra_state = extra_state
-        self.last_saved: Path | None = None
-        self.chief = chief
-
-    def save(self, val_loss: float | None = None) -> Path | None:
-        """Writes a checkpoint of the current state (chief only)."""
-        if not self.chief:
-            return None
-        p = self.progress
-        state = {"step": p.step, "epoch": p.epoch, "in_epoch": p.in_epoch,
-                 "position": p.position, "val_loss": val_loss}
-        if self.extra_state is not None:
-            state.update(self.extra_state())
-        self.last_saved = write_checkpoint(self.run_dir, self.model, state, self.keep_last)
-        if self.export_model is not None:
-            export_weights(self.model, self.export_model, self.run_dir / "model.weights.h5")
-        return self.last_saved
-
-    def on_epoch_end(self, epoch, logs=None):
-        val = (logs or {}).get("val_loss")
-        self.save(float(val) if val is not None else None)
 
 
 # ---------------------------------------------------------------------------------
@@ -441,108 +185,6 @@ class GracefulInterrupt(keras.callbacks.Callback):
         # The Checkpointer (earlier in the list) has just saved this state.
         if self.requested is not None:
             self._stop(self.checkpointer.last_saved)
-
-
-# ---------------------------------------------------------------------------------
-# Bounded exit after an interrupt
-
-
-class _SigevThread(ctypes.Structure):
-    _fields_ = [("function", ctypes.c_void_p), ("attributes", ctypes.c_void_p)]
-
-
-class _SigevFields(ctypes.Union):
-    # struct sigevent is 64 bytes on Linux (glibc and musl); the union pads it.
-    _fields_ = [
-        ("pad", ctypes.c_int * ((64 - 2 * ctypes.sizeof(ctypes.c_int)
-                                 - ctypes.sizeof(ctypes.c_void_p)) // ctypes.sizeof(ctypes.c_int))),
-        ("thread", _SigevThread),
-    ]
-
-
-class _Sigevent(ctypes.Structure):
-    _fields_ = [("value", ctypes.c_void_p), ("signo", ctypes.c_int), ("notify", ctypes.c_int),
-                ("fields", _SigevFields)]
-
-
-class _Timespec(ctypes.Structure):
-    _fields_ = [("sec", ctypes.c_long), ("nsec", ctypes.c_long)]
-
-
-class _Itimerspec(ctypes.Structure):
-    _fields_ = [("interval", _Timespec), ("value", _Timespec)]
-
-
-_SIGEV_THREAD = 2  # Linux's values
-_CLOCK_MONOTONIC = 1
-_exit_timers: list = []  # armed timers stay referenced for the life of the process
-
-
-def _arm_exit_timer(seconds: float, status: int) -> bool:
-    """A POSIX timer whose expiry calls the C library's ``_exit(status)`` on a thread of
-    its own (``SIGEV_THREAD``); False where there is no such timer (not Linux)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if not hasattr(libc, "timer_create"):  # glibc before 2.34 keeps it in librt
-            libc = ctypes.CDLL("librt.so.1", use_errno=True)
-        exit_fn = ctypes.cast(libc._exit, ctypes.c_void_p).value
-        timer_create, timer_settime = libc.timer_create, libc.timer_settime
-    except (OSError, AttributeError):
-        return False
-    # The thread function receives the sigval union, whose int member is the status.
-    event = _Sigevent(value=status, notify=_SIGEV_THREAD)
-    event.fields.thread.function = exit_fn
-    timer = ctypes.c_void_p()
-    timer_create.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
-    if timer_create(_CLOCK_MONOTONIC, ctypes.byref(event), ctypes.byref(timer)) != 0:
-        return False
-    whole = int(seconds)
-    spec = _Itimerspec(value=_Timespec(whole, int((seconds - whole) * 1e9)))
-    timer_settime.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
-    if timer_settime(timer, 0, ctypes.byref(spec), None) != 0:
-        return False
-    _exit_timers.append(timer)
-    return True
-
-
-def arm_exit_deadline(seconds: float, status: int = 130) -> str:
-    """Ends the process with exit ``status`` if it is still running ``seconds`` from now.
-
-    The command line arms it once its Ctrl-C checkpoint is on disk: whatever still
-    blocks the way out then (an input-pipeline thread stuck in a read that never
-    returns and the iterator's destructor waiting for it, a thread that never ends)
-    costs ``seconds`` instead of a process that never exits. Python's tracebacks are
-    written to stderr a second before (while faulthandler still runs: not for a hang
-    late in interpreter finalisation), so the log shows what was blocking; stdout and
-    stderr are flushed now, since the exit skips Python's own flushing.
-
-    The deadline is a C-level timer, not a Python watchdog thread: once interpreter
-    shutdown has begun, Python ends every other thread the moment it asks for the GIL,
-    and the objects still alive (tf.data iterators among them) are destroyed after that
-    point, so a Python thread could not end a hang there. Where the C library has no
-    ``SIGEV_THREAD`` timer, faulthandler's watchdog thread (also free of the GIL) ends
-    the process instead, with status 1.
-
-    Returns:
-        What will end the process: ``"timer"``, ``"faulthandler"`` or ``"none"``.
-    """
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (AttributeError, OSError, ValueError):
-            pass
-    armed = _arm_exit_timer(seconds, status)
-    try:
-        faulthandler.dump_traceback_later(
-            max(seconds - 1.0, 0.1) if armed else seconds, exit=not armed,
-            file=sys.__stderr__,
-        )
-    except (AttributeError, OSError, ValueError, RuntimeError):
-        # No file descriptor behind stderr: no tracebacks (and no fallback exit).
-        return "timer" if armed else "none"
-    return "timer" if armed else "faulthandler"
 
 
 class NonFiniteGuard(keras.callbacks.Callback):
