@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import typing
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,21 +221,63 @@ class VocoderConfig:
 
 
 @dataclass
-class InferenceConfig:
-    """A voice's synthesis defaults (``inference.py``, ``evaluate.py``, `Synthesizer`
-    and the demo use them when not told otherwise). The official defaults: 10 steps,
-    temperature 1.5, length scale 1."""
+class SynthesisSettings:
+    """How a voice speaks unless told otherwise: the ``inference`` section of a config,
+    ``sampling`` in an export's ``model_info.json``. One set of names everywhere: the
+    `Synthesizer`, the LiteRT runner, the programs' ``--steps``/``--temperature``/
+    ``--length-scale``, the exporters, the sample logger and the browser page.
 
-    n_timesteps: int = 10
+    The official defaults: 10 reverse-diffusion steps, temperature 1.5 (the start
+    sample is ``mu_y + eps / temperature``), length scale 1 (> 1 speaks slower).
+    """
+
+    steps: int = 10
     temperature: float = 1.5
     length_scale: float = 1.0
 
     def __post_init__(self):
-        if self.n_timesteps < 1:
-            raise ConfigError(f"inference.n_timesteps: expected >= 1, got {self.n_timesteps}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ConfigError(f"steps: expected an integer >= 1, got {self.steps!r}")
         for key in ("temperature", "length_scale"):
-            if not getattr(self, key) > 0:
-                raise ConfigError(f"inference.{key}: expected > 0, got {getattr(self, key)}")
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ConfigError(f"{key}: expected a number > 0, got {value!r}")
+            setattr(self, key, float(value))
+
+    def override(
+        self,
+        steps: int | None = None,
+        temperature: float | None = None,
+        length_scale: float | None = None,
+    ) -> SynthesisSettings:
+        """A copy with every setting that is not ``None`` replaced (and checked).
+
+        Raises:
+            ConfigError: A value out of range (a `ValueError`).
+        """
+        given = {"steps": steps, "temperature": temperature, "length_scale": length_scale}
+        return dataclasses.replace(self, **{k: v for k, v in given.items() if v is not None})
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> SynthesisSettings:
+        """From a manifest's ``sampling`` mapping (missing keys: the official defaults)."""
+        values = dict(values or {})
+        if "n_timesteps" in values:  # the key's earlier name
+            values.setdefault("steps", values.pop("n_timesteps"))
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+# The section's earlier name, kept for one release.
+InferenceConfig = SynthesisSettings
+
+
+def renamed_steps(steps: int | None, n_timesteps: int | None) -> int | None:
+    """``steps``, or ``n_timesteps`` (its earlier name, deprecated) given in its place."""
+    if n_timesteps is None:
+        return steps
+    warnings.warn("n_timesteps is now called steps", DeprecationWarning, stacklevel=3)
+    return n_timesteps if steps is None else steps
 
 
 @dataclass
@@ -267,7 +310,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     vocoder: VocoderConfig = field(default_factory=VocoderConfig)
-    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    inference: SynthesisSettings = field(default_factory=SynthesisSettings)
     griffin_lim: GriffinLimConfig = field(default_factory=GriffinLimConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -317,6 +360,11 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
             kwargs[key] = _build(typ, value or {}, f"{where}.{key}" if where else key)
         else:
             kwargs[key] = _coerce(value, typ, f"{where}.{key}")
+    if cls is SynthesisSettings:
+        try:
+            return cls(**kwargs)
+        except ConfigError as e:  # its checks name the key; say where it is
+            raise ConfigError(f"{where}.{e}") from None
     return cls(**kwargs)
 
 
@@ -330,7 +378,14 @@ def config_from_dict(values: dict[str, Any], source: str = "<dict>") -> Config:
     Raises:
         ConfigError: On an unknown key or a value of the wrong type.
     """
-    return _build(Config, values or {}, source)
+    values = dict(values or {})
+    inference = values.get("inference")
+    if isinstance(inference, dict) and "n_timesteps" in inference:
+        # The key's earlier name (configs of runs trained before it was renamed).
+        inference = dict(inference)
+        inference.setdefault("steps", inference.pop("n_timesteps"))
+        values["inference"] = inference
+    return _build(Config, values, source)
 
 
 _PACKAGED_CONFIGS = Path(__file__).resolve().parent / "configs"

@@ -92,7 +92,7 @@ def run(
     out: str | os.PathLike,
     data: str | os.PathLike | None = None,
     n_val: int = 6,
-    n_timesteps: int | None = None,
+    steps: int | None = None,
     export: bool = True,
     tfjs_quantize: str | None = "float16",
 ) -> dict:
@@ -105,7 +105,7 @@ def run(
         data: The demo dataset (LJSpeech folder) with the recordings of the held-out
             sentences, for MCD, duration ratio and the ceilings; ``None``: WER/CER only.
         n_val: How many of the voice's held-out sentences (``heldout.tsv``) to speak.
-        n_timesteps: Reverse-diffusion steps (``None``: the voice's ``inference`` config,
+        steps: Reverse-diffusion steps (``None``: the voice's ``inference`` config,
             like its temperature and length scale).
         export: Export TFLite (float32, float16) and TF.js.
         tfjs_quantize: TF.js weight storage (``None`` = float32).
@@ -128,13 +128,14 @@ def run(
     sentences = heldout + list(NEW_SENTENCES)
     references = load_references(data, "val", config) if data is not None else []
     synth = Synthesizer.from_pretrained(voice)
-    n_timesteps, temperature, length_scale = synth.synthesis_settings(n_timesteps)
+    settings = synth.synthesis_settings(steps)
     samples = out / "samples"
-    print(f"speaking {len(sentences)} sentences with {voice} ({n_timesteps} diffusion steps, "
-          f"temperature {temperature:g}, length scale {length_scale:g}, Griffin-Lim) and "
+    print(f"speaking {len(sentences)} sentences with {voice} ({settings.steps} diffusion "
+          f"steps, temperature {settings.temperature:g}, length scale "
+          f"{settings.length_scale:g}, Griffin-Lim) and "
           "transcribing them with PocketSphinx ...", flush=True)
     report = evaluate(
-        synth, sentences, references, vocoders=["griffin-lim"], n_timesteps=n_timesteps,
+        synth, sentences, references, vocoders=["griffin-lim"], steps=settings.steps,
         audio_dir=samples,
     )
     report.settings.update({"voice": str(voice), "references": str(data) if data else None})
@@ -214,14 +215,14 @@ def main(argv: list[str] | None = None) -> None:
                         help="instead: copy the trained run RUN into the voice folder --out "
                         "and list its held-out sentences of --data (how models/demo is made)")
     parser.add_argument("--n-val", type=int, default=6, help="held-out sentences to speak")
-    parser.add_argument("--n-timesteps", type=int, default=None,
+    parser.add_argument("--steps", "--n-timesteps", type=int, default=None,
                         help="reverse-diffusion steps (default: the voice's inference config)")
     parser.add_argument("--no-export", action="store_true", help="skip TFLite and TF.js")
     parser.add_argument("--tfjs-float32", action="store_true",
                         help="TF.js weights in float32 (default float16: half the download)")
     args = parser.parse_args(argv)
-    if args.n_val < 0 or (args.n_timesteps is not None and args.n_timesteps < 1):
-        parser.error("--n-val must be >= 0 and --n-timesteps >= 1")
+    if args.n_val < 0 or (args.steps is not None and args.steps < 1):
+        parser.error("--n-val must be >= 0 and --steps >= 1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter out
     source = args.package_from or resolve_voice(args.voice)
     for name, folder in (("--data", args.data), ("--voice/--package-from", source)):
@@ -236,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"packaged {args.package_from} into {args.out} ({len(rows)} held-out sentences)")
         return
     summary = run(
-        args.voice, args.out, data=args.data, n_val=args.n_val, n_timesteps=args.n_timesteps,
+        args.voice, args.out, data=args.data, n_val=args.n_val, steps=args.steps,
         export=not args.no_export, tfjs_quantize=None if args.tfjs_float32 else "float16",
     )
     print(describe(summary))

@@ -47,7 +47,14 @@ import librosa
 import numpy as np
 
 from gradtts_tf.audio import load_audio, mel_from_config, save_audio
-from gradtts_tf.config import AudioConfig, Config, GriffinLimConfig, InferenceConfig, as_config
+from gradtts_tf.config import (
+    AudioConfig,
+    Config,
+    GriffinLimConfig,
+    SynthesisSettings,
+    as_config,
+    renamed_steps,
+)
 from gradtts_tf.text.cleaners import english_cleaners
 
 ASR_SAMPLE_RATE = 16000
@@ -626,18 +633,19 @@ def evaluate(
     recordings: bool = True,
     recognizer: Recognizer | None = None,
     audio_config: AudioConfig | None = None,
-    n_timesteps: int | None = None,
+    steps: int | None = None,
     temperature: float | None = None,
     length_scale: float | None = None,
     speaker: int | None = None,
     seed: int | None = 0,
     progress: bool = False,
     audio_dir: str | os.PathLike | None = None,
+    n_timesteps: int | None = None,
 ) -> Report:
     """Evaluates a synthesiser and the ceilings on the same sentences.
 
     Args:
-        synthesizer: Anything with ``tts(text, n_timesteps=, temperature=,
+        synthesizer: Anything with ``tts(text, steps=, temperature=,
             length_scale=, speaker=, seed=) -> (audio float32 [samples], sample_rate)``
             (a `gradtts_tf.synthesizer.Synthesizer`), or ``None`` for the ceilings only.
         sentences: Texts to speak; ``None``: the texts of ``references``.
@@ -650,11 +658,12 @@ def evaluate(
         recognizer: The ASR (a new `Recognizer` by default).
         audio_config: Mel settings for MCD and vocoding (default: the synthesiser's
             ``config.audio``, else `AudioConfig()`).
-        n_timesteps, temperature, length_scale, speaker, seed: Passed to ``tts``
-            (``None``: the synthesizer's ``synthesis_settings``, else `InferenceConfig`'s).
+        steps, temperature, length_scale, speaker, seed: Passed to ``tts`` (``None``:
+            the synthesizer's ``synthesis_settings``, else `SynthesisSettings`' defaults).
         progress: Show progress bars.
         audio_dir: If given, the synthesised audio is also written there as
             ``model_NNN.wav`` (NNN: the sentence's position), the WAVs that were scored.
+        n_timesteps: The earlier name of ``steps`` (deprecated).
 
     Returns:
         The `Report` (``report["model"].overall["wer"]``, ``report.save_json(path)``).
@@ -674,21 +683,18 @@ def evaluate(
     if audio_config is None:
         cfg = getattr(getattr(synthesizer, "config", None), "audio", None)
         audio_config = cfg if isinstance(cfg, AudioConfig) else AudioConfig()
+    steps = renamed_steps(steps, n_timesteps)
     resolve = getattr(synthesizer, "synthesis_settings", None)
     if resolve is not None:
-        n_timesteps, temperature, length_scale = resolve(n_timesteps, temperature, length_scale)
-    official = InferenceConfig()
-    n_timesteps = official.n_timesteps if n_timesteps is None else n_timesteps
-    temperature = official.temperature if temperature is None else temperature
-    length_scale = official.length_scale if length_scale is None else length_scale
+        settings = resolve(steps, temperature, length_scale)
+    else:
+        settings = SynthesisSettings().override(steps, temperature, length_scale)
     recognizer = recognizer or Recognizer()
     report = Report(settings={
         "recognizer": "pocketsphinx en-us (default acoustic model, dictionary and LM)",
         "n_cepstra": N_CEPSTRA,
         "trim_top_db": TRIM_TOP_DB,
-        "n_timesteps": n_timesteps,
-        "temperature": temperature,
-        "length_scale": length_scale,
+        **dataclasses.asdict(settings),
         "speaker": speaker,
         "seed": seed,
         "n_sentences": len(sentences),
@@ -696,10 +702,7 @@ def evaluate(
     })
 
     if synthesizer is not None:
-        kwargs: dict[str, Any] = {
-            "n_timesteps": n_timesteps, "temperature": temperature,
-            "length_scale": length_scale, "seed": seed,
-        }
+        kwargs: dict[str, Any] = {**dataclasses.asdict(settings), "seed": seed}
         if speaker is not None:
             kwargs["speaker"] = speaker
         synthesizer.tts(sentences[0], **kwargs)  # warm-up: graph tracing is not synthesis speed

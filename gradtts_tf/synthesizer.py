@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 
 from gradtts_tf import runtime
-from gradtts_tf.config import Config
+from gradtts_tf.config import Config, SynthesisSettings, renamed_steps
 from gradtts_tf.model import GradTTS, load_checkpoint
 from gradtts_tf.noise import piece_noise
 from gradtts_tf.ops import fix_len_compatibility, sequence_mask
@@ -294,8 +294,8 @@ class Synthesizer:
             )
         return self._align_fn
 
-    def _get_decode_fn(self, n_timesteps: int, stoc: bool):
-        key = (n_timesteps, stoc)
+    def _get_decode_fn(self, steps: int, stoc: bool):
+        key = (steps, stoc)
         if key not in self._decode_fns:
             n_feats = self.model.n_feats
             seq = tf.TensorSpec([None, None, n_feats], tf.float32)  # [B, T, n_feats]
@@ -311,7 +311,7 @@ class Synthesizer:
             def decode(mu, mask, eps, temperature, spk, noise):
                 z = mu + eps / temperature
                 return self.model.decoder.reverse_diffusion(
-                    z, mask, mu, n_timesteps, stoc=stoc, spk_emb=self._speaker_emb(spk),
+                    z, mask, mu, steps, stoc=stoc, spk_emb=self._speaker_emb(spk),
                     noise=noise if stoc else None,
                 )
 
@@ -354,25 +354,25 @@ class Synthesizer:
                 p.y_len = int(y_lengths[i])
                 p.mu = mu_y[i, : p.y_len]  # [y_len, n_feats]
 
-    def _decode(self, batch: list[_Piece], n_timesteps: int, temperature: float, stoc: bool,
+    def _decode(self, batch: list[_Piece], steps: int, temperature: float, stoc: bool,
                 spk: int):
         """Stage 2 for pieces of one padded length: fills ``mel``."""
         n_feats = self.model.n_feats
         t_pad = int(fix_len_compatibility(batch[0].y_len))
         mu = np.zeros((len(batch), t_pad, n_feats), np.float32)  # [B, T, n_feats]
         eps = np.zeros_like(mu)  # [B, T, n_feats]
-        noise = np.zeros((n_timesteps if stoc else 0, len(batch), t_pad, n_feats), np.float32)
+        noise = np.zeros((steps if stoc else 0, len(batch), t_pad, n_feats), np.float32)
         for i, p in enumerate(batch):
             mu[i, : p.y_len] = p.mu
             eps[i, : p.y_len] = piece_noise(p.seed, p.pos, [p.y_len, n_feats])
             if stoc:
                 noise[:, i, : p.y_len] = piece_noise(
-                    p.seed, p.pos, [n_timesteps, p.y_len, n_feats], stochastic=True
+                    p.seed, p.pos, [steps, p.y_len, n_feats], stochastic=True
                 )
         y_lengths = np.array([p.y_len for p in batch], np.int32)
         mask = sequence_mask(y_lengths, t_pad)[:, :, None]  # [B, T, 1]
         spks = np.full(len(batch), spk, np.int32)
-        decode = self._get_decode_fn(n_timesteps, stoc)
+        decode = self._get_decode_fn(steps, stoc)
         mel = decode(mu, mask, eps, tf.constant(temperature, tf.float32), spks, noise).numpy()
         for i, p in enumerate(batch):
             p.mel = mel[i, : p.y_len]  # [y_len, n_feats]
@@ -396,7 +396,7 @@ class Synthesizer:
     def synthesize(
         self,
         texts: Sequence[str],
-        n_timesteps: int | None = None,
+        steps: int | None = None,
         temperature: float | None = None,
         length_scale: float | None = None,
         speaker: int | None = None,
@@ -409,14 +409,15 @@ class Synthesizer:
         first_index: int = 0,
         skip_errors: bool = True,
         progress: bool = False,
+        n_timesteps: int | None = None,
     ) -> tuple[list[Utterance], Timings]:
         """Synthesises several texts in batches; the workhorse of `tts`, `tts_batch`
         and ``inference.py``.
 
         Args:
             texts: Input texts.
-            n_timesteps: Reverse-diffusion steps (``None``: the voice's
-                ``inference.n_timesteps``; likewise for the next two).
+            steps: Reverse-diffusion steps (``None``: the voice's ``inference.steps``;
+                likewise for the next two; see `SynthesisSettings`).
             temperature: Noise divisor: ``z = mu_y + eps / temperature``.
             length_scale: Multiplies predicted durations (> 1 is slower speech).
             speaker: Speaker id of a multi-speaker model (default 0).
@@ -432,6 +433,7 @@ class Synthesizer:
             skip_errors: Report unspeakable texts in `Utterance.error` and go on;
                 ``False`` raises before any synthesis.
             progress: Show a tqdm progress bar (over pieces).
+            n_timesteps: The earlier name of ``steps`` (deprecated).
 
         Returns:
             One `Utterance` per text and the `Timings` of the call.
@@ -440,13 +442,10 @@ class Synthesizer:
             ValueError: On bad arguments, or (``skip_errors=False``) naming each text
                 that cannot be spoken.
         """
-        n_timesteps, temperature, length_scale = self.synthesis_settings(
-            n_timesteps, temperature, length_scale
-        )
-        if int(n_timesteps) < 1:
-            raise ValueError(f"n_timesteps must be >= 1, got {n_timesteps}")
-        if temperature <= 0 or length_scale <= 0 or sentence_pause < 0:
-            raise ValueError("temperature and length_scale must be > 0, sentence_pause >= 0")
+        steps = renamed_steps(steps, n_timesteps)
+        settings = self.synthesis_settings(steps, temperature, length_scale)
+        if sentence_pause < 0:
+            raise ValueError(f"sentence_pause must be >= 0, got {sentence_pause}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if isinstance(texts, str):
@@ -474,7 +473,7 @@ class Synthesizer:
 
         timings = Timings()
         start = time.perf_counter()
-        self._encode(pieces, float(length_scale), spk, batch_size)
+        self._encode(pieces, settings.length_scale, spk, batch_size)
         timings.encoder = time.perf_counter() - start
 
         from tqdm.auto import tqdm
@@ -483,7 +482,7 @@ class Synthesizer:
                   disable=not progress) as bar:
             for batch in _grouped(pieces, lambda p: fix_len_compatibility(p.y_len), batch_size):
                 start = time.perf_counter()
-                self._decode(batch, int(n_timesteps), float(temperature), stoc, spk)
+                self._decode(batch, settings.steps, settings.temperature, stoc, spk)
                 timings.decoder += time.perf_counter() - start
                 start = time.perf_counter()
                 for same in _grouped(batch, lambda p: p.y_len, batch_size):
@@ -519,34 +518,31 @@ class Synthesizer:
 
     def synthesis_settings(
         self,
-        n_timesteps: int | None = None,
+        steps: int | None = None,
         temperature: float | None = None,
         length_scale: float | None = None,
-    ) -> tuple[int, float, float]:
-        """The given settings, each ``None`` replaced by the voice's ``inference`` config."""
-        voice = self.config.inference
-        return (
-            voice.n_timesteps if n_timesteps is None else int(n_timesteps),
-            voice.temperature if temperature is None else float(temperature),
-            voice.length_scale if length_scale is None else float(length_scale),
-        )
+    ) -> SynthesisSettings:
+        """The voice's settings (``config.inference``) with each given one in place.
 
-    def warmup(
-        self, n_timesteps: int | None = None, stoc: bool = False, speaker: int | None = None
-    ):
+        Raises:
+            ValueError: A setting out of range.
+        """
+        return self.config.inference.override(steps, temperature, length_scale)
+
+    def warmup(self, steps: int | None = None, stoc: bool = False, speaker: int | None = None):
         """Traces the synthesis graphs on a short text (so timings exclude tracing).
 
         Returns:
             Seconds it took.
         """
         start = time.perf_counter()
-        self.synthesize(["A."], n_timesteps=n_timesteps, stoc=stoc, speaker=speaker, seed=0)
+        self.synthesize(["A."], steps=steps, stoc=stoc, speaker=speaker, seed=0)
         return time.perf_counter() - start
 
     def tts(
         self,
         text: str,
-        n_timesteps: int | None = None,
+        steps: int | None = None,
         temperature: float | None = None,
         length_scale: float | None = None,
         speaker: int | None = None,
@@ -558,7 +554,7 @@ class Synthesizer:
         Args:
             text: Any length of English text; sentences are spoken one by one and
                 joined with a short pause.
-            n_timesteps: Reverse-diffusion steps (more: cleaner, slower).
+            steps: Reverse-diffusion steps (more: cleaner, slower).
             temperature: Noise divisor (official default 1.5).
             length_scale: Speaking-time factor (> 1 is slower).
                 ``None`` for any of these three: the voice's ``inference`` config.
@@ -574,7 +570,7 @@ class Synthesizer:
             ValueError: If the text is empty, has nothing pronounceable or is too long.
         """
         (utt,), _ = self.synthesize(
-            [text], n_timesteps=n_timesteps, temperature=temperature,
+            [text], steps=steps, temperature=temperature,
             length_scale=length_scale, speaker=speaker, seed=seed, skip_errors=False, **kwargs,
         )
         return utt.audio, self.sample_rate
@@ -582,7 +578,7 @@ class Synthesizer:
     def tts_batch(
         self,
         texts: Sequence[str],
-        n_timesteps: int | None = None,
+        steps: int | None = None,
         temperature: float | None = None,
         length_scale: float | None = None,
         speaker: int | None = None,
@@ -595,7 +591,7 @@ class Synthesizer:
         Args:
             texts: Input texts.
             batch_size: Most pieces per model call.
-            n_timesteps, temperature, length_scale, speaker, seed, **kwargs: As in `tts`.
+            steps, temperature, length_scale, speaker, seed, **kwargs: As in `tts`.
 
         Returns:
             ``(waveform, sample_rate)`` per text, in input order.
@@ -604,7 +600,7 @@ class Synthesizer:
             ValueError: Naming every text that cannot be spoken (nothing is synthesised).
         """
         utts, _ = self.synthesize(
-            texts, n_timesteps=n_timesteps, temperature=temperature,
+            texts, steps=steps, temperature=temperature,
             length_scale=length_scale, speaker=speaker, seed=seed, batch_size=batch_size,
             skip_errors=False, **kwargs,
         )

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from gradtts_tf.config import Config, ConfigError, load_config
+from gradtts_tf.config import Config, ConfigError, SynthesisSettings, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,9 +60,22 @@ def test_overrides_and_round_trip(tmp_path):
 
 def test_inference_section_defaults_and_checks():
     config = load_config(None, ["inference.temperature=3.0", "inference.length_scale=0.9"])
-    assert (config.inference.n_timesteps, config.inference.temperature,
-            config.inference.length_scale) == (10, 3.0, 0.9)
+    assert config.inference == SynthesisSettings(steps=10, temperature=3.0, length_scale=0.9)
     assert load_config(None).inference.temperature == 1.5  # the official default
-    for bad in ("inference.n_timesteps=0", "inference.length_scale=-1.0"):
-        with pytest.raises(ConfigError, match=bad.split("=")[0]):
+    for bad in ("inference.steps=0", "inference.length_scale=-1.0", "inference.steps=2.5"):
+        with pytest.raises(ConfigError, match=bad.split("=")[0].replace(".", r"\.")):
             load_config(None, [bad])
+    # The key's earlier name still loads (configs saved by earlier versions).
+    assert load_config(None, ["inference.n_timesteps=4"]).inference.steps == 4
+    assert SynthesisSettings.from_dict({"n_timesteps": 3}).steps == 3
+
+
+def test_synthesis_settings_override():
+    voice = SynthesisSettings(steps=4, temperature=2.0, length_scale=1.1)
+    assert voice.override() == voice
+    assert voice.override(steps=6, length_scale=0.9) == SynthesisSettings(6, 2.0, 0.9)
+    assert voice.override(temperature=3) == SynthesisSettings(4, 3.0, 1.1)
+    with pytest.raises(ValueError, match="length_scale: expected a number > 0, got -1"):
+        voice.override(length_scale=-1)
+    with pytest.raises(ValueError, match="steps: expected an integer >= 1, got True"):
+        voice.override(steps=True)

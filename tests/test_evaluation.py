@@ -220,10 +220,10 @@ def test_evaluate_report_and_json_schema(references, recognizer, tmp_path):
     sentences = [r.text.upper() for r in refs] + ["An unmatched sentence."]
     report = ev.evaluate(
         synth, sentences, refs, vocoders=["griffin-lim"], recognizer=recognizer,
-        n_timesteps=3, seed=7,
+        steps=3, seed=7,
     )
     assert set(report.systems) == {"model", "recordings", "vocoded:griffin-lim"}
-    assert synth.calls[0] == {"n_timesteps": 3, "temperature": 1.5, "length_scale": 1.0,
+    assert synth.calls[0] == {"steps": 3, "temperature": 1.5, "length_scale": 1.0,
                               "seed": 7}
     model, recs = report["model"], report["recordings"]
     # Playing the recordings back scores exactly like the recordings.
@@ -303,4 +303,4 @@ def test_cli_end_to_end_on_tiny_checkpoint(demo_corpus, references, tmp_path, ca
     assert model["overall"]["mcd"] > systems["vocoded:griffin-lim"]["overall"]["mcd"]
     assert model["overall"]["rtf"] > 0
     assert systems["recordings"]["overall"]["n_sentences"] == 1
-    assert data["settings"]["n_timesteps"] == 2 and data["settings"]["split"] == "all"
+    assert data["settings"]["steps"] == 2 and data["settings"]["split"] == "all"

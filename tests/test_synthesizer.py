@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from gradtts_tf import Synthesizer
+from gradtts_tf.config import SynthesisSettings
 from gradtts_tf.convert import main as convert_main
 from gradtts_tf.ops import fix_len_compatibility, sequence_mask
 from gradtts_tf.synthesizer import SILENCE_LOG_MEL, piece_noise
@@ -119,14 +120,14 @@ def test_prepare_reports_empty_unpronounceable_and_too_long(synth):
 
 def test_batched_equals_unbatched_per_item(synth, monkeypatch):
     monkeypatch.setattr(synth, "vocoder", _FakeVocoder())  # only mels are compared
-    kw = dict(n_timesteps=2, temperature=1.5, seed=11)
+    kw = dict(steps=2, temperature=1.5, seed=11)
     batched, _ = synth.synthesize(TEXTS, batch_size=3, **kw)
     for k, text in enumerate(TEXTS):
         (alone,), _ = synth.synthesize([text], batch_size=1, **{**kw, "seed": 11 + k})
         assert alone.mel_lengths == batched[k].mel_lengths
         assert _rel(batched[k].mel, alone.mel) < 1e-4, k
     # The stochastic sampler draws its per-step noise per piece as well.
-    kw = dict(n_timesteps=2, seed=5, stoc=True)
+    kw = dict(steps=2, seed=5, stoc=True)
     batched, _ = synth.synthesize(TEXTS[:3], batch_size=8, **kw)
     (alone,), _ = synth.synthesize([TEXTS[2]], **{**kw, "seed": 7})
     assert _rel(batched[2].mel, alone.mel) < 1e-4
@@ -152,8 +153,8 @@ def test_decoder_is_not_padding_invariant_so_pieces_are_grouped_by_length(synth)
 
 def test_tts_equals_model_synthesise_with_the_same_noise(synth):
     text = TEXTS[1]
-    audio, sr = synth.tts(text, n_timesteps=2, temperature=1.3, length_scale=1.2, seed=4)
-    (utt,), _ = synth.synthesize([text], n_timesteps=2, temperature=1.3, length_scale=1.2,
+    audio, sr = synth.tts(text, steps=2, temperature=1.3, length_scale=1.2, seed=4)
+    (utt,), _ = synth.synthesize([text], steps=2, temperature=1.3, length_scale=1.2,
                                  seed=4)
     ids = text_to_ids(text)
     y_len = utt.mel_lengths[0]
@@ -169,17 +170,20 @@ def test_tts_equals_model_synthesise_with_the_same_noise(synth):
 
 def test_seeds_reproduce_and_differ(synth, monkeypatch):
     monkeypatch.setattr(synth, "vocoder", _FakeVocoder())
-    a, _ = synth.tts(TEXTS[0], n_timesteps=2, seed=1)
-    b, _ = synth.tts(TEXTS[0], n_timesteps=2, seed=1)
+    a, _ = synth.tts(TEXTS[0], steps=2, seed=1)
+    b, _ = synth.tts(TEXTS[0], steps=2, seed=1)
     np.testing.assert_array_equal(a, b)
-    (u1,), _ = synth.synthesize([TEXTS[0]], n_timesteps=2, seed=1)
-    (u2,), _ = synth.synthesize([TEXTS[0]], n_timesteps=2, seed=2)
-    (u3,), _ = synth.synthesize([TEXTS[0]], n_timesteps=2)  # random seed
+    with pytest.warns(DeprecationWarning, match="now called steps"):
+        old_name, _ = synth.tts(TEXTS[0], n_timesteps=2, seed=1)
+    np.testing.assert_array_equal(a, old_name)
+    (u1,), _ = synth.synthesize([TEXTS[0]], steps=2, seed=1)
+    (u2,), _ = synth.synthesize([TEXTS[0]], steps=2, seed=2)
+    (u3,), _ = synth.synthesize([TEXTS[0]], steps=2)  # random seed
     assert _rel(u1.mel, u2.mel) > 1e-2 and _rel(u1.mel, u3.mel) > 1e-2
 
 
 def test_sentences_are_joined_with_a_pause(synth):
-    (utt,), timings = synth.synthesize([TEXTS[2]], n_timesteps=2, seed=0, sentence_pause=0.1)
+    (utt,), timings = synth.synthesize([TEXTS[2]], steps=2, seed=0, sentence_pause=0.1)
     assert utt.pieces == ["Two sentences here.", "The second one follows!"]
     pause = round(0.1 * 22050 / 256)  # 9 frames
     first, second = utt.mel_lengths
@@ -192,35 +196,37 @@ def test_sentences_are_joined_with_a_pause(synth):
     assert timings.decoder > 0 and timings.encoder > 0 and timings.vocoder > 0
     assert "RTF" in timings.report()
     # Unsplit, the two sentences are one piece.
-    (whole,), _ = synth.synthesize([TEXTS[2]], n_timesteps=2, seed=0, split_sentences=False)
+    (whole,), _ = synth.synthesize([TEXTS[2]], steps=2, seed=0, split_sentences=False)
     assert len(whole.mel_lengths) == 1
 
 
 def test_graphs_are_traced_once_for_all_lengths_and_batch_sizes(synth, monkeypatch):
     monkeypatch.setattr(synth, "vocoder", _FakeVocoder())
-    synth.synthesize(TEXTS[:2], n_timesteps=2, seed=0, batch_size=2)
+    synth.synthesize(TEXTS[:2], steps=2, seed=0, batch_size=2)
     before = synth.tracing_count
-    synth.synthesize(TEXTS, n_timesteps=2, seed=0, batch_size=4)
-    synth.synthesize(["Another, rather different length of text to speak."], n_timesteps=2)
+    synth.synthesize(TEXTS, steps=2, seed=0, batch_size=4)
+    synth.synthesize(["Another, rather different length of text to speak."], steps=2)
     assert synth.tracing_count == before
 
 
 def test_tts_batch_and_errors(synth):
-    out = synth.tts_batch(TEXTS[:2], n_timesteps=2, seed=3)
-    single, _ = synth.tts(TEXTS[1], n_timesteps=2, seed=4)
+    out = synth.tts_batch(TEXTS[:2], steps=2, seed=3)
+    single, _ = synth.tts(TEXTS[1], steps=2, seed=4)
     assert [sr for _, sr in out] == [22050, 22050]
     assert out[1][0].shape == single.shape
     for audio, _ in out:
         assert audio.dtype == np.float32 and np.all(np.isfinite(audio))
         assert np.max(np.abs(audio)) <= 1.0
     with pytest.raises(ValueError, match="text 1: empty text"):
-        synth.tts_batch(["Fine.", ""], n_timesteps=2)
+        synth.tts_batch(["Fine.", ""], steps=2)
     with pytest.raises(ValueError, match="no letters or phonemes"):
-        synth.tts("?!", n_timesteps=2)
+        synth.tts("?!", steps=2)
     with pytest.raises(ValueError, match="one speaker"):
         synth.tts("Fine.", speaker=2)
-    with pytest.raises(ValueError, match="n_timesteps"):
-        synth.tts("Fine.", n_timesteps=0)
+    with pytest.raises(ValueError, match="steps: expected an integer >= 1, got 0"):
+        synth.tts("Fine.", steps=0)
+    with pytest.raises(ValueError, match="temperature: expected a number > 0"):
+        synth.tts("Fine.", temperature=0.0)
     with pytest.raises(TypeError):
         synth.tts_batch("not a list")
 
@@ -228,7 +234,7 @@ def test_tts_batch_and_errors(synth):
 def test_vocoder_gets_equal_length_batches_and_sets_the_rate(synth, monkeypatch):
     fake = _FakeVocoder()
     monkeypatch.setattr(synth, "vocoder", fake)
-    utts, _ = synth.synthesize(["Same words.", "Same words.", "Other."], n_timesteps=2, seed=0)
+    utts, _ = synth.synthesize(["Same words.", "Same words.", "Other."], steps=2, seed=0)
     assert sorted(fake.calls)[-1][0] == 2  # the two equal-length pieces together
     assert np.max(np.abs(utts[0].audio)) == 1.0  # clipped to [-1, 1]
     assert Synthesizer(synth.model, synth.config, vocoder=fake).sample_rate == 16000
@@ -241,9 +247,9 @@ def test_hifigan_waveforms_batched_equal_unbatched(synth, tmp_path, monkeypatch)
 
     vocoder = load_vocoder(_hifigan_folder(tmp_path), synth.config.audio)
     monkeypatch.setattr(synth, "vocoder", vocoder)
-    batched = synth.tts_batch(TEXTS[:3], n_timesteps=2, seed=20, batch_size=3)
+    batched = synth.tts_batch(TEXTS[:3], steps=2, seed=20, batch_size=3)
     for k, text in enumerate(TEXTS[:3]):
-        alone, sr = synth.tts(text, n_timesteps=2, seed=20 + k)
+        alone, sr = synth.tts(text, steps=2, seed=20 + k)
         assert sr == 22050 and batched[k][0].shape == alone.shape
         assert np.max(np.abs(batched[k][0] - alone)) < 1e-4
         assert np.sqrt(np.mean(alone**2)) > 1e-4
@@ -252,8 +258,8 @@ def test_hifigan_waveforms_batched_equal_unbatched(synth, tmp_path, monkeypatch)
 def test_multispeaker_speakers_differ_and_are_checked(tmp_path):
     synth = Synthesizer.from_pretrained(
         _convert(tmp_path, "gradtts_small_multispeaker"), vocoder=_FakeVocoder())
-    (a,), _ = synth.synthesize(["Same text."], n_timesteps=1, seed=0, speaker=0)
-    (c,), _ = synth.synthesize(["Same text."], n_timesteps=1, seed=0, speaker=3)
+    (a,), _ = synth.synthesize(["Same text."], steps=1, seed=0, speaker=0)
+    (c,), _ = synth.synthesize(["Same text."], steps=1, seed=0, speaker=3)
     assert _rel(c.mel, a.mel) > 1e-3
     with pytest.raises(ValueError, match="out of range"):
         synth.check_speaker(4)
@@ -269,14 +275,14 @@ def test_frozen_graphs_equal_live_ones_and_freeze_false_follows_the_weights(tmp_
     frozen = Synthesizer.from_pretrained(folder)
     live = Synthesizer(frozen.model, frozen.config, vocoder=_FakeVocoder(), freeze=False)
     frozen.vocoder = _FakeVocoder()
-    (a,), _ = frozen.synthesize([TEXTS[1]], n_timesteps=3, seed=5)
-    (b,), _ = live.synthesize([TEXTS[1]], n_timesteps=3, seed=5)
+    (a,), _ = frozen.synthesize([TEXTS[1]], steps=3, seed=5)
+    (b,), _ = live.synthesize([TEXTS[1]], steps=3, seed=5)
     np.testing.assert_allclose(a.mel, b.mel, rtol=1e-5, atol=1e-5)
     # Scaling the decoder's last conv changes what the live graphs say, not the frozen.
     kernel = frozen.model.decoder.estimator.final_conv.kernel
     kernel.assign(kernel * 0.5)
-    (a2,), _ = frozen.synthesize([TEXTS[1]], n_timesteps=3, seed=5)
-    (b2,), _ = live.synthesize([TEXTS[1]], n_timesteps=3, seed=5)
+    (a2,), _ = frozen.synthesize([TEXTS[1]], steps=3, seed=5)
+    (b2,), _ = live.synthesize([TEXTS[1]], steps=3, seed=5)
     np.testing.assert_allclose(a2.mel, a.mel, rtol=1e-6, atol=1e-6)
     assert np.abs(b2.mel - b.mel).max() > 1e-3
 
@@ -285,15 +291,15 @@ def test_voice_inference_settings_are_the_defaults(synth, monkeypatch):
     import dataclasses
 
     monkeypatch.setattr(synth, "vocoder", _FakeVocoder())
-    voice = dataclasses.replace(synth.config.inference, n_timesteps=3, temperature=2.5,
+    voice = dataclasses.replace(synth.config.inference, steps=3, temperature=2.5,
                                 length_scale=0.8)
     monkeypatch.setattr(synth.config, "inference", voice)
-    assert synth.synthesis_settings() == (3, 2.5, 0.8)
-    assert synth.synthesis_settings(5, None, 1.0) == (5, 2.5, 1.0)
+    assert synth.synthesis_settings() == SynthesisSettings(3, 2.5, 0.8)
+    assert synth.synthesis_settings(5, None, 1.0) == SynthesisSettings(5, 2.5, 1.0)
     (by_default,), _ = synth.synthesize([TEXTS[3]], seed=2)
-    (explicit,), _ = synth.synthesize([TEXTS[3]], n_timesteps=3, temperature=2.5,
+    (explicit,), _ = synth.synthesize([TEXTS[3]], steps=3, temperature=2.5,
                                       length_scale=0.8, seed=2)
-    (official,), _ = synth.synthesize([TEXTS[3]], n_timesteps=3, temperature=1.5,
+    (official,), _ = synth.synthesize([TEXTS[3]], steps=3, temperature=1.5,
                                       length_scale=1.0, seed=2)
     np.testing.assert_array_equal(by_default.mel, explicit.mel)
     assert by_default.mel.shape[0] < official.mel.shape[0]  # length scale 0.8
@@ -308,8 +314,8 @@ def test_bfloat16_decoder_is_close_to_float32_and_keeps_the_durations(tmp_path):
     assert fast.model.encoder.compute_dtype == "float32"
     for a, b in zip(exact.model.weights, fast.model.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
-    (a,), _ = exact.synthesize([TEXTS[1]], n_timesteps=4, seed=5)
-    (b,), _ = fast.synthesize([TEXTS[1]], n_timesteps=4, seed=5)
+    (a,), _ = exact.synthesize([TEXTS[1]], steps=4, seed=5)
+    (b,), _ = fast.synthesize([TEXTS[1]], steps=4, seed=5)
     assert a.mel.shape == b.mel.shape  # the encoder and durations stay float32
     err, scale = np.abs(a.mel - b.mel), np.abs(a.mel)
     # bfloat16 keeps ~3 significant digits per activation: measured 0.47 % of the mean

@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     ]
     report = evaluate(
         synth, sentences, references, vocoders=vocoders, recordings=not args.no_recordings,
-        audio_config=audio_config, n_timesteps=args.steps, temperature=args.temperature,
+        audio_config=audio_config, steps=args.steps, temperature=args.temperature,
         length_scale=args.length_scale, speaker=args.speaker, seed=args.seed,
         progress=not args.quiet,
     )

@@ -114,11 +114,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"model {args.checkpoint}, vocoder {getattr(synth.vocoder, 'name', synth.vocoder)}, "
           f"{synth.sample_rate} Hz; seed {seed}"
           + ("" if args.seed is not None else f" (--seed {seed} reproduces this run)"))
-    steps, temperature, length_scale = synth.synthesis_settings(
-        args.steps, args.temperature, args.length_scale
-    )
-    print(f"{steps} reverse-diffusion steps, temperature {temperature:g}, "
-          f"length scale {length_scale:g}")
+    try:
+        settings = synth.synthesis_settings(args.steps, args.temperature, args.length_scale)
+    except ValueError as e:
+        parser.error(str(e))
+    print(f"{settings.steps} reverse-diffusion steps, temperature {settings.temperature:g}, "
+          f"length scale {settings.length_scale:g}")
 
     warm = synth.warmup(args.steps, stoc=args.stochastic, speaker=args.speaker)
     print(f"graph tracing and warm-up: {warm:.1f} s (not counted below)")
@@ -129,8 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     total, written, skipped = Timings(), 0, 0
     for first in range(0, len(lines), LINES_PER_ROUND):
         utts, timings = synth.synthesize(
-            lines[first : first + LINES_PER_ROUND], n_timesteps=args.steps,
-            temperature=args.temperature, length_scale=args.length_scale,
+            lines[first : first + LINES_PER_ROUND], steps=settings.steps,
+            temperature=settings.temperature, length_scale=settings.length_scale,
             speaker=args.speaker, seed=seed, stoc=args.stochastic, batch_size=args.batch_size,
             split_sentences=not args.no_split, max_tokens=args.max_tokens,
             sentence_pause=args.sentence_pause, first_index=first,

@@ -31,8 +31,8 @@ def main(argv: list[str] | None = None) -> None:
         "--make-fine-tune-mels", metavar="GRADTTS_RUN",
         help="instead of training: write Grad-TTS mels aligned to --data into --out",
     )
-    parser.add_argument("--n-timesteps", type=int, default=10,
-                        help="reverse steps for --make-fine-tune-mels")
+    parser.add_argument("--steps", "--n-timesteps", type=int, default=None,
+                        help="reverse steps for --make-fine-tune-mels (default: the voice's)")
     args = parser.parse_args(argv)
     show_data_report()
     check_run_arguments(parser, args)
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
         from gradtts_tf.training.vocoder import make_fine_tune_mels
 
         n = make_fine_tune_mels(args.make_fine_tune_mels, args.data, args.out,
-                                n_timesteps=args.n_timesteps)
+                                steps=args.steps)
         print(f"wrote {n} mels to {args.out}")
         return
     if not args.config:

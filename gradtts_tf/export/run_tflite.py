@@ -27,6 +27,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from gradtts_tf.cli import add_sampling_arguments, check_sampling_arguments
+from gradtts_tf.config import SynthesisSettings, renamed_steps
 from gradtts_tf.noise import piece_noise
 from gradtts_tf.text import text_to_ids
 
@@ -360,38 +361,41 @@ class TFLiteSynthesizer:
 
     def synthesis_settings(
         self,
-        n_timesteps: int | None = None,
+        steps: int | None = None,
         temperature: float | None = None,
         length_scale: float | None = None,
-    ) -> tuple[int, float, float]:
-        """Fills each ``None`` with the voice's setting (``sampling`` in
-        ``model_info.json``; 10 / 1.5 / 1.0 when absent)."""
-        voice = {"steps": 10, "temperature": 1.5, "length_scale": 1.0,
-                 **self.info.get("sampling", {})}
-        return (
-            int(voice["steps"] if n_timesteps is None else n_timesteps),
-            float(voice["temperature"] if temperature is None else temperature),
-            float(voice["length_scale"] if length_scale is None else length_scale),
-        )
+    ) -> SynthesisSettings:
+        """The voice's settings (``sampling`` in ``model_info.json``; the official ones
+        where absent) with each given one in place.
+
+        Raises:
+            ValueError: A setting out of range.
+        """
+        voice = SynthesisSettings.from_dict(self.info.get("sampling"))
+        return voice.override(steps, temperature, length_scale)
 
     def tts(
         self,
         text: str,
-        n_timesteps: int | None = None,
+        steps: int | None = None,
         temperature: float | None = None,
         length_scale: float | None = None,
         speaker: int | None = None,
         seed: int | None = None,
+        n_timesteps: int | None = None,
     ) -> tuple[np.ndarray, int]:
         """Text -> ``(float32 audio [samples] in [-1, 1], sample rate)``.
 
         The signature and result of `gradtts_tf.synthesizer.Synthesizer.tts`: the same
-        seed gives the same mel (the portable noise generator). ``n_timesteps``,
+        seed gives the same mel (the portable noise generator). ``steps``,
         ``temperature`` and ``length_scale`` default to the voice's settings
-        (`synthesis_settings`). Each stage's time is left in `timings`.
+        (`synthesis_settings`); ``n_timesteps`` is the earlier name of ``steps``
+        (deprecated). Each stage's time is left in `timings`.
         """
-        steps, temperature, length_scale = self.synthesis_settings(
-            n_timesteps, temperature, length_scale
+        steps = renamed_steps(steps, n_timesteps)
+        settings = self.synthesis_settings(steps, temperature, length_scale)
+        steps, temperature, length_scale = (
+            settings.steps, settings.temperature, settings.length_scale
         )
         times = {}
         start = time.perf_counter()
@@ -432,7 +436,7 @@ def main(argv: list[str] | None = None) -> None:
     tts = TFLiteSynthesizer(args.model_dir, num_threads=args.threads, vocoder=args.vocoder)
     try:
         audio, _ = tts.tts(
-            args.text, n_timesteps=args.steps, temperature=args.temperature,
+            args.text, steps=args.steps, temperature=args.temperature,
             length_scale=args.length_scale, speaker=args.speaker, seed=args.seed,
         )
     except ValueError as err:  # e.g. nothing pronounceable in the text

@@ -244,10 +244,7 @@ def manifest(config: Config, model: GradTTS, vocoder_kind: str) -> dict[str, Any
             "beta_max": model.beta_max, "length_multiple": LENGTH_MULTIPLE,
         },
         # The voice's synthesis defaults (config ``inference``), used by the runners.
-        "sampling": {
-            "steps": config.inference.n_timesteps, "temperature": config.inference.temperature,
-            "length_scale": config.inference.length_scale,
-        },
+        "sampling": dataclasses.asdict(config.inference),
         "vocoder": vocoder,
     }
 

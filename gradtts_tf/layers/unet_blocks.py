@@ -545,7 +545,7 @@ class Upsample(keras.layers.Layer):
     The weights are a Keras ``Conv2DTranspose(padding="same")``'s (kernel 4 / stride 2
     crops one row on each side of the full ``2n + 2`` output, which is exactly
     PyTorch's ``padding=1``; checked numerically against a direct implementation in
-    ``tests/test_decoder.py``), but the call computes it in polyphase form: each of
+    ``tests/layers/test_diffusion.py``), but the call computes it in polyphase form: each of
     the 2 x 2 output phases is a 2 x 2 convolution of the input with every other kernel
     tap, so one ordinary convolution with ``4 * dim`` outputs and a depth-to-space
     give all four. Same numbers to float rounding, and no ``TRANSPOSE_CONV`` in TFLite,

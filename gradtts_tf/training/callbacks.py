@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gradtts_tf.config import SynthesisSettings
 from gradtts_tf.runtime import release_free_memory
 from gradtts_tf.training.checkpoints import Checkpointer, EMAWeights, Progress
 from gradtts_tf.training.exit_deadline import arm_exit_deadline
@@ -415,25 +416,21 @@ class SampleLogger(keras.callbacks.Callback):
         progress: Progress,
         audio_config,
         every: int = 1,
-        n_timesteps: int = 10,
         png_dir: str | os.PathLike | None = None,
         chief: bool = True,
-        temperature: float = 1.5,
-        length_scale: float = 1.0,
+        settings: SynthesisSettings | None = None,
         griffin_lim=None,
     ):
         super().__init__()
         self.samples = samples
-        # The voice's synthesis settings (the config's `inference` section), so the
-        # logged samples sound as the trained voice will.
-        self.temperature = temperature
-        self.length_scale = length_scale
+        # The voice's synthesis settings (the config's `inference` section, with
+        # `train.log_synth_timesteps` steps), so the samples sound as the voice will.
+        self.settings = settings or SynthesisSettings()
         self.griffin_lim = griffin_lim  # GriffinLimConfig; None: its defaults
         self.log_dir = Path(log_dir)
         self.progress = progress
         self.audio = audio_config
         self.every = every
-        self.n_timesteps = n_timesteps
         self.png_dir = Path(png_dir) if png_dir else None
         self.validations = 0
         self.chief = chief
@@ -464,9 +461,9 @@ class SampleLogger(keras.callbacks.Callback):
                 if self.model.n_spks > 1:
                     spk = np.array([sample.get("speaker", 0)], np.int32)
                 out = self.model.synthesise(
-                    ids, np.array([ids.shape[1]], np.int32), n_timesteps=self.n_timesteps,
-                    temperature=self.temperature, length_scale=self.length_scale, spk=spk,
-                    seed=i,
+                    ids, np.array([ids.shape[1]], np.int32), n_timesteps=self.settings.steps,
+                    temperature=self.settings.temperature,
+                    length_scale=self.settings.length_scale, spk=spk, seed=i,
                 )
                 n = int(out["mel_lengths"][0])
                 decoder = out["model_outputs"][0, :n].numpy()

@@ -324,10 +324,9 @@ def make_callbacks(
     if t.log_images_every and data.val_entries:
         callbacks.append(cb.SampleLogger(
             _samples(data.val_entries, config, t.n_log_samples), out / "logs", progress,
-            config.audio, t.log_images_every, t.log_synth_timesteps,
-            out / "images" if t.png_logs else None, chief=chief,
-            temperature=config.inference.temperature,
-            length_scale=config.inference.length_scale, griffin_lim=config.griffin_lim,
+            config.audio, t.log_images_every, out / "images" if t.png_logs else None,
+            chief=chief, settings=config.inference.override(steps=t.log_synth_timesteps),
+            griffin_lim=config.griffin_lim,
         ))
     csv_logger = None
     if chief:

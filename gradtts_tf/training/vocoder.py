@@ -301,14 +301,14 @@ def make_fine_tune_mels(
     gradtts_dir: str | os.PathLike,
     data_path: str | os.PathLike,
     out_dir: str | os.PathLike,
-    n_timesteps: int = 10,
-    temperature: float = 1.5,
+    steps: int | None = None,
+    temperature: float | None = None,
     seed: int = 0,
 ) -> int:
     """Writes Grad-TTS mels aligned to the real audio, for vocoder fine-tuning.
 
     For each utterance the text is encoded, aligned to the real mel with monotonic
-    alignment search (as in training), and the decoder runs ``n_timesteps`` reverse
+    alignment search (as in training), and the decoder runs ``steps`` reverse
     steps from ``mu_y + eps / temperature`` over the real number of frames, so the
     result lines up with the audio frame by frame.
 
@@ -316,8 +316,8 @@ def make_fine_tune_mels(
         gradtts_dir: Grad-TTS run folder (``config.yaml`` + ``model.weights.h5``).
         data_path: The corpus (LJSpeech folder or filelist).
         out_dir: Output folder for ``{uid}.npy`` (``[T, n_mels]``).
-        n_timesteps: Reverse diffusion steps.
-        temperature: Prior temperature.
+        steps: Reverse diffusion steps (``None``: the voice's ``inference`` setting).
+        temperature: Prior temperature (likewise).
         seed: Noise seed.
 
     Returns:
@@ -333,6 +333,7 @@ def make_fine_tune_mels(
     config = load_config(run / "config.yaml")
     model = GradTTS.from_config_tree(config)
     model.load_weights(run / "model.weights.h5")
+    settings = config.inference.override(steps, temperature)
     manifest = prepare_corpus(data_path, config)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -352,8 +353,8 @@ def make_fine_tune_mels(
         attn = model._align(mu_x, x_mask, y_pad, y_mask)  # [1, T_pad, T_x]
         mu_y = tf.matmul(attn, mu_x)  # [1, T_pad, n_mels]
         eps = rng.standard_normal(mu_y.shape).astype(np.float32)
-        z = mu_y + eps / temperature
-        mel = model.decoder.reverse_diffusion(z, y_mask, mu_y, n_timesteps, spk_emb=None
+        z = mu_y + eps / settings.temperature
+        mel = model.decoder.reverse_diffusion(z, y_mask, mu_y, settings.steps, spk_emb=None
                                               if spk is None else model._speaker(spk))
         np.save(out / f"{e['uid']}.npy", mel.numpy()[0, :t_y].astype(np.float32))
         written += 1

@@ -1,6 +1,6 @@
 """Runs `gradtts_tf.training.train` in a fresh process for the distributed tests.
 
-``python tests/_train_worker.py JSON``: JSON holds ``config``, ``overrides``, ``data``,
+``python tests/training/_train_worker.py JSON``: JSON holds ``config``, ``overrides``, ``data``,
 ``out``, ``epochs``, ``steps``, ``dump`` (npz of the final trainable weights) and
 optionally ``cpus`` (logical CPU devices to create) and ``no_dropout`` (see
 `without_dropout`). Prints one JSON line with the
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def without_dropout(training_module) -> None:

@@ -235,7 +235,7 @@ def test_new_audio_invalidates_the_cache(corpus, tmp_path):
     assert "missing" in {e["uid"] for e in second.entries}
 
 
-DEMO_YAML = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+DEMO_YAML = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 
 # The bad rows of `_five_good_five_bad`: metadata.csv line -> (id, reason, detail snippet).
 BAD_ROWS = {

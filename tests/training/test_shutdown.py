@@ -1,5 +1,5 @@
 """After Ctrl-C, train.py exits with status 130 within a bound once its checkpoint is on
-disk, even when something would block the way out (tests/_shutdown_worker.py)."""
+disk, even when something would block the way out (tests/training/_shutdown_worker.py)."""
 
 import json
 import os
@@ -14,8 +14,8 @@ import pytest
 from gradtts_tf.config import load_config
 from gradtts_tf.training import build_model, checkpoints, restore_latest
 
-ROOT = Path(__file__).resolve().parents[1]
-WORKER = ROOT / "tests" / "_shutdown_worker.py"
+ROOT = Path(__file__).resolve().parents[2]
+WORKER = ROOT / "tests" / "training" / "_shutdown_worker.py"
 TINY = [
     "model.n_enc_channels=32", "model.filter_channels=64", "model.filter_channels_dp=32",
     "model.n_enc_layers=1", "model.dec_dim=8", "train.batch_size=4", "train.out_size=64",

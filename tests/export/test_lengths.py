@@ -43,7 +43,7 @@ from gradtts_tf.model import GradTTS
 from gradtts_tf.ops import fix_len_compatibility, generate_path, sequence_mask
 from gradtts_tf.text import text_to_ids
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "export" / "web"
 NODE = shutil.which("node")
 

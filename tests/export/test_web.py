@@ -21,7 +21,7 @@ from gradtts_tf.export.tfjs import export_frontend, frontend_tables
 from gradtts_tf.export.web import serve_in_thread
 from gradtts_tf.text import load_cmudict, symbols, text_to_ids
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "export" / "web"
 NODE = shutil.which("node")
 

@@ -16,7 +16,7 @@ from gradtts_tf.export.savedmodel import MANIFEST, export_savedmodels, graph_spe
 from gradtts_tf.model import GradTTS
 from gradtts_tf.text import text_to_ids
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # Runs in a fresh interpreter: loads each SavedModel, runs serving_default, saves outputs.
 RELOAD = textwrap.dedent(
@@ -145,7 +145,7 @@ def test_manifest_carries_the_voices_inference_settings(exported):
 
     model, _, _ = exported
     config = load_config(None, ["inference.temperature=3.0", "inference.length_scale=0.9",
-                                "inference.n_timesteps=25"])
+                                "inference.steps=25"])
     assert manifest(config, model, "griffin_lim")["sampling"] == {
         "steps": 25, "temperature": 3.0, "length_scale": 0.9,
     }

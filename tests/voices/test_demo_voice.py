@@ -37,7 +37,7 @@ def test_voice_files_are_small_and_complete():
         "config.yaml", "heldout.tsv", "model.weights.h5"
     ]
     # How it was made and how well it speaks: the repository's models/demo/README.md.
-    assert (Path(__file__).resolve().parents[1] / "models" / "demo" / "README.md").is_file()
+    assert (Path(__file__).resolve().parents[2] / "models" / "demo" / "README.md").is_file()
 
 
 def test_heldout_is_the_validation_split_of_the_demo_corpus():

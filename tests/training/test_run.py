@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import REF
 
 from gradtts_tf.cli import train
 from gradtts_tf.config import load_config
@@ -17,7 +18,6 @@ from gradtts_tf.model import GradTTS
 from gradtts_tf.synthesizer import Synthesizer
 from gradtts_tf.training import WarmupDecay, build_model
 from gradtts_tf.training import train as train_run
-from tests.conftest import REF
 
 TINY = [
     "model.n_enc_channels=32", "model.filter_channels=64", "model.filter_channels_dp=32",
@@ -60,8 +60,8 @@ def test_fit_on_demo_data_loss_goes_down_and_resumes(demo_corpus, tmp_path, caps
     assert fit.progress.epoch == 9
 
     synth = Synthesizer.from_pretrained(run)
-    audio, sr = synth.tts("A short test sentence.", n_timesteps=2, seed=1)
-    again, _ = synth.tts("A short test sentence.", n_timesteps=2, seed=1)
+    audio, sr = synth.tts("A short test sentence.", steps=2, seed=1)
+    again, _ = synth.tts("A short test sentence.", steps=2, seed=1)
     assert sr == 22050 and audio.dtype == np.float32 and audio.ndim == 1
     assert len(audio) > 0 and np.all(np.abs(audio) <= 1.0 + 1e-6)
     np.testing.assert_array_equal(audio, again)
@@ -109,7 +109,7 @@ def test_convert_cli_output_loads_and_matches_official(tmp_path):
         (REF / f"{name}_config.json").read_text())["n_enc_channels"]
     io = np.load(REF / f"{name}_io.npz")
     out = synth.model.synthesise(
-        io["x"], io["x_lengths"], n_timesteps=10, temperature=1.5,
+        io["x"], io["x_lengths"], steps=10, temperature=1.5,
         noise=np.transpose(io["syn_ls1.0_n10_noise"], (0, 2, 1)),
     )
     ref = np.transpose(io["syn_ls1.0_n10_mel"], (0, 2, 1))
@@ -233,9 +233,8 @@ def test_sample_logger_speaks_with_the_voices_settings(tmp_path, monkeypatch):
     config = load_config("configs/demo.yaml", ["inference.temperature=2.5",
                                                "inference.length_scale=0.8"])
     logger = cb.SampleLogger([sample], tmp_path / "logs", checkpoints.Progress(), config.audio,
-                             n_timesteps=2, png_dir=tmp_path / "png",
-                             temperature=config.inference.temperature,
-                             length_scale=config.inference.length_scale)
+                             png_dir=tmp_path / "png",
+                             settings=config.inference.override(steps=2))
     logger.set_model(model)
     logger.log_samples()
     assert [(c["temperature"], c["length_scale"], c["n_timesteps"]) for c in calls] == [

@@ -13,10 +13,10 @@ import pytest
 
 from gradtts_tf import training
 from gradtts_tf.config import load_config
-from tests._train_worker import without_dropout
+from tests.training._train_worker import without_dropout
 
-ROOT = Path(__file__).resolve().parents[1]
-WORKER = ROOT / "tests" / "_train_worker.py"
+ROOT = Path(__file__).resolve().parents[2]
+WORKER = ROOT / "tests" / "training" / "_train_worker.py"
 STEPS = 3
 # The same computation on one device and on replicas: no dropout (see
 # `without_dropout`), no random crop; the diffusion times and noise are drawn for the

@@ -39,7 +39,7 @@ from gradtts_tf.model import GradTTS
 from gradtts_tf.synthesizer import Synthesizer
 from gradtts_tf.text import text_to_ids
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "export" / "web"
 NODE = shutil.which("node")
 CHROMIUM = "/usr/bin/chromium"
@@ -205,7 +205,7 @@ def test_same_seed_same_mel_in_keras_litert_and_tfjs(exported, tmp_path):
     draw the start noise from the portable generator (`gradtts_tf.noise`, prng.js)."""
     _require_node_modules()
     seed = 1234
-    settings = {"n_timesteps": STEPS, "temperature": TEMPERATURE, "length_scale": 1 / RATE}
+    settings = {"steps": STEPS, "temperature": TEMPERATURE, "length_scale": 1 / RATE}
     synth = Synthesizer(exported.model, Config(), vocoder=None)
     (utterance,), _ = synth.synthesize([TEXT], seed=seed, **settings)
     keras_mel = utterance.mel  # [T, 80]

@@ -151,7 +151,7 @@ CASES = [
            "t": _RNG.uniform(0, 1, 2).astype("float32"), "spk_emb": _normal(2, 3)},
           expected_output_shape=(2, 4, 4), perturb_zero_weights=True),
     # Calling `Diffusion` samples (reverse diffusion); it trains through `compute_loss`
-    # (tests/test_decoder.py), and TensorFlow cannot differentiate the sampling loop: the
+    # (tests/layers/test_diffusion.py), and TensorFlow cannot differentiate the sampling loop: the
     # `tf.recompute_grad` of `Rezero` inside a while loop fails in graph mode. Two ODE
     # steps reach values ~30, where graph-mode rounding exceeds 1e-5 relative.
     _case("Diffusion", Diffusion, dict(n_feats=8, dim=8, seed=1),

@@ -32,7 +32,7 @@ from gradtts_tf.layers.hifigan import HiFiGANGenerator
 from gradtts_tf.model import GradTTS
 from gradtts_tf.noise import standard_normal
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TEXTS = ("Hello world.", "The quick brown fox jumps over the lazy dog, 42 times!")
 
 
@@ -79,7 +79,7 @@ def exported(tmp_path_factory):
 
 def _keras_synthesis(model, ids, steps, temperature, noise, length_scale=1.0):
     out = model.synthesise(
-        ids[None], np.array([len(ids)], np.int32), n_timesteps=steps,
+        ids[None], np.array([len(ids)], np.int32), steps=steps,
         temperature=temperature, length_scale=length_scale, noise=noise,
     )
     return out["model_outputs"].numpy()[0, : int(out["mel_lengths"][0])]
@@ -330,10 +330,10 @@ def test_runner_cli_without_tensorflow(exported, tmp_path):
 def test_runner_same_seed_same_audio(exported):
     _, _, out, _ = exported
     tts = TFLiteSynthesizer(out / "float32")
-    a, rate = tts.tts(TEXTS[0], n_timesteps=2, seed=11)
+    a, rate = tts.tts(TEXTS[0], steps=2, seed=11)
     times = tts.timings
-    b, _ = tts.tts(TEXTS[0], n_timesteps=2, seed=11)
-    c, _ = tts.tts(TEXTS[0], n_timesteps=2, seed=12)
+    b, _ = tts.tts(TEXTS[0], steps=2, seed=11)
+    c, _ = tts.tts(TEXTS[0], steps=2, seed=12)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     assert rate == 22050 and times["rtf"] > 0 and times["audio"] == a.shape[0] / 22050
@@ -348,8 +348,8 @@ def test_runner_defaults_are_the_voices_sampling_settings(exported, monkeypatch)
                         {"steps": 2, "temperature": 3.0, "length_scale": 0.8})
     a, _ = tts.tts(TEXTS[0], seed=11)
     assert tts.timings["steps"] == 2
-    b, _ = tts.tts(TEXTS[0], n_timesteps=2, temperature=3.0, length_scale=0.8, seed=11)
-    c, _ = tts.tts(TEXTS[0], n_timesteps=2, temperature=3.0, length_scale=1.0, seed=11)
+    b, _ = tts.tts(TEXTS[0], steps=2, temperature=3.0, length_scale=0.8, seed=11)
+    c, _ = tts.tts(TEXTS[0], steps=2, temperature=3.0, length_scale=1.0, seed=11)
     np.testing.assert_array_equal(a, b)
     assert a.shape[0] < c.shape[0]
 
@@ -382,13 +382,13 @@ def test_evaluate_cli_scores_an_exported_folder(exported, demo_corpus, tmp_path)
     settings = data["settings"]
     assert settings["tflite"] == str(voice) and settings["vocoder"] == "vocoder.tflite"
     # Given settings win; unset ones are the voice's own (model_info.json's sampling).
-    assert (settings["n_timesteps"], settings["temperature"], settings["length_scale"]) == (
+    assert (settings["steps"], settings["temperature"], settings["length_scale"]) == (
         2, 3.0, 0.8)
     scored = data["systems"]["model"]["sentences"]
     assert [s["reference_id"] for s in scored] == [ref.uid, None]
     # What was scored is the runner's audio for the same text, settings and seed.
     tts = TFLiteSynthesizer(voice, num_threads=1)
-    audio = [tts.tts(t, n_timesteps=2, temperature=3.0, length_scale=0.8, seed=4)[0]
+    audio = [tts.tts(t, steps=2, temperature=3.0, length_scale=0.8, seed=4)[0]
              for t in texts]
     for s, a in zip(scored, audio, strict=True):
         assert s["duration"] == pytest.approx(a.shape[0] / tts.sample_rate)

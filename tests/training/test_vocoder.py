@@ -305,7 +305,7 @@ def test_make_fine_tune_mels(corpus, tmp_path):
     (tmp_path / "tts").mkdir()
     model.save_weights(tmp_path / "tts" / "model.weights.h5")
     config.save(tmp_path / "tts" / "config.yaml")
-    n = make_fine_tune_mels(tmp_path / "tts", corpus, tmp_path / "mels", n_timesteps=2)
+    n = make_fine_tune_mels(tmp_path / "tts", corpus, tmp_path / "mels", steps=2)
     assert n == 6
     for i in range(6):
         mel = np.load(tmp_path / "mels" / f"u{i}.npy")

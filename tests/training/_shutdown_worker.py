@@ -1,13 +1,13 @@
-"""Processes that do not exit by themselves, for ``tests/test_shutdown.py``.
+"""Processes that do not exit by themselves, for ``tests/training/test_shutdown.py``.
 
-``python tests/_shutdown_worker.py train JSON`` runs ``train.py``'s ``main`` on slow
+``python tests/training/_shutdown_worker.py train JSON`` runs ``train.py``'s ``main`` on slow
 storage: each ``np.load`` by an input-pipeline thread takes ``read_delay`` seconds, and
 with ``stall`` (the default) the reads never return once the Ctrl-C checkpoint is on
 disk (a network mount that stops answering); each read left hanging prints
 ``READ BLOCKED`` on stderr. JSON holds ``argv`` (train.py's arguments), ``read_delay``,
 ``deadline`` (``train.EXIT_DEADLINE``) and ``stall``.
 
-``python tests/_shutdown_worker.py hang KIND DEADLINE`` arms
+``python tests/training/_shutdown_worker.py hang KIND DEADLINE`` arms
 `gradtts_tf.training.exit_deadline.arm_exit_deadline` (unless DEADLINE is 0) and exits into a hang
 of kind ``pipeline`` (a tf.data iterator over a generator stuck in a read, left in a
 reference cycle as Keras leaves its iterators: interpreter shutdown destroys it and
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 

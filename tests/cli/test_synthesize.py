@@ -7,13 +7,13 @@ import warnings
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import REF
 
 import inference
 from gradtts_tf.config import load_config
 from gradtts_tf.convert import main as convert_main
 from gradtts_tf.model import GradTTS
 from gradtts_tf.text import text_to_ids
-from tests.conftest import REF
 
 ENV_FPMATH = "ONEDNN_DEFAULT_FPMATH_MODE"
 

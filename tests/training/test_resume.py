@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REF
 
 from gradtts_tf.cli import train as train_cli
 from gradtts_tf.config import load_config
@@ -27,9 +28,8 @@ from gradtts_tf.training import (
     warm_start,
 )
 from gradtts_tf.training import callbacks as cb
-from tests.conftest import REF
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = [
     "model.n_enc_channels=32", "model.filter_channels=64", "model.filter_channels_dp=32",
     "model.n_enc_layers=1", "model.dec_dim=8", "train.batch_size=4", "train.out_size=64",
