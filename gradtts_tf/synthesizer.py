@@ -547,6 +547,7 @@ class Synthesizer:
         length_scale: float | None = None,
         speaker: int | None = None,
         seed: int | None = None,
+        n_timesteps: int | None = None,
         **kwargs,
     ) -> tuple[np.ndarray, int]:
         """Text to speech.
@@ -560,6 +561,7 @@ class Synthesizer:
                 ``None`` for any of these three: the voice's ``inference`` config.
             speaker: Speaker id of a multi-speaker model.
             seed: Same seed, same audio; ``None`` for a random draw.
+            n_timesteps: The earlier name of ``steps`` (deprecated).
             **kwargs: ``stoc``, ``split_sentences``, ``max_tokens``, ``sentence_pause``
                 (see `synthesize`).
 
@@ -570,7 +572,7 @@ class Synthesizer:
             ValueError: If the text is empty, has nothing pronounceable or is too long.
         """
         (utt,), _ = self.synthesize(
-            [text], steps=steps, temperature=temperature,
+            [text], steps=renamed_steps(steps, n_timesteps), temperature=temperature,
             length_scale=length_scale, speaker=speaker, seed=seed, skip_errors=False, **kwargs,
         )
         return utt.audio, self.sample_rate

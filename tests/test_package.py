@@ -60,7 +60,8 @@ def test_wheel_holds_only_the_package_and_its_data(wheel):
     for path in PACKAGE_DATA:
         assert path in names, f"{path} missing from the wheel"
     # Synthesis files only: no optimizer state, no source maps.
-    assert not [n for n in names if "checkpoint" in n.split("/")[-1] or n.endswith(".map")]
+    assert not [n for n in names if n.endswith(".map") or (
+        "checkpoint" in n.split("/")[-1] and not n.endswith(".py"))]
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
     for script in SCRIPTS:

@@ -305,6 +305,7 @@ def test_voice_inference_settings_are_the_defaults(synth, monkeypatch):
     assert by_default.mel.shape[0] < official.mel.shape[0]  # length scale 0.8
 
 
+@pytest.mark.slow  # ~17 s on 2 cores
 def test_bfloat16_decoder_is_close_to_float32_and_keeps_the_durations(tmp_path):
     folder = _convert(tmp_path / "ckpt")
     exact = Synthesizer.from_pretrained(folder, vocoder=_FakeVocoder())

@@ -105,6 +105,7 @@ def test_inference_cli_writes_wavs_and_skips_bad_lines(ckpt, tmp_path, capsys):
     assert np.all(np.isfinite(audio)) and np.sqrt(np.mean(audio**2)) > 1e-4
 
 
+@pytest.mark.slow  # ~21 s on 2 cores
 def test_inference_cli_cpu_math_bfloat16_runs_the_unet_in_bfloat16(ckpt, tmp_path, monkeypatch):
     # --cpu-math bfloat16 sets ONEDNN_DEFAULT_FPMATH_MODE in os.environ, which every later
     # subprocess of this pytest run would inherit. setenv (not delenv, which records

@@ -47,7 +47,9 @@ def _rel_err(ours, ref) -> float:
     return float(np.max(np.abs(ours - ref)) / max(np.max(np.abs(ref)), 1e-8))
 
 
-@pytest.fixture(scope="module", params=[1, 3], ids=["single", "multispeaker"])
+# The multi-speaker export (~25 s to build on 2 cores) runs with the slow tests (in CI).
+@pytest.fixture(scope="module", params=[1, pytest.param(3, marks=pytest.mark.slow)],
+                ids=["single", "multispeaker"])
 def exported(request, tmp_path_factory):
     """(model, folder, Keras reference outputs) for a tiny model, reloaded in a subprocess."""
     n_spks = request.param

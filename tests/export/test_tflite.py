@@ -79,7 +79,7 @@ def exported(tmp_path_factory):
 
 def _keras_synthesis(model, ids, steps, temperature, noise, length_scale=1.0):
     out = model.synthesise(
-        ids[None], np.array([len(ids)], np.int32), steps=steps,
+        ids[None], np.array([len(ids)], np.int32), n_timesteps=steps,
         temperature=temperature, length_scale=length_scale, noise=noise,
     )
     return out["model_outputs"].numpy()[0, : int(out["mel_lengths"][0])]

@@ -419,7 +419,8 @@ def test_rezero_starts_at_zero():
     np.testing.assert_array_equal(layer(x), x)
 
 
-@pytest.mark.parametrize("jit", [False, True])
+# Under XLA ~14 s on 2 cores: with the slow tests (in CI).
+@pytest.mark.parametrize("jit", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_tf_function_matches_eager(multi, jit):
     dec = multi.decoder
     rng = np.random.default_rng(9)

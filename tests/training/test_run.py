@@ -26,6 +26,9 @@ TINY = [
 ]
 
 
+# Nine epochs of a whole train.py run and two resumes, ~110 s on 2 cores: with the slow
+# tests (in CI); the trainer's own tests and the vocoder run-folder test stay by default.
+@pytest.mark.slow
 def test_fit_on_demo_data_loss_goes_down_and_resumes(demo_corpus, tmp_path, capsys):
     run = tmp_path / "run"
     args = ["--config", "configs/demo.yaml", "--data", str(demo_corpus), "--out", str(run),
@@ -109,7 +112,7 @@ def test_convert_cli_output_loads_and_matches_official(tmp_path):
         (REF / f"{name}_config.json").read_text())["n_enc_channels"]
     io = np.load(REF / f"{name}_io.npz")
     out = synth.model.synthesise(
-        io["x"], io["x_lengths"], steps=10, temperature=1.5,
+        io["x"], io["x_lengths"], n_timesteps=10, temperature=1.5,
         noise=np.transpose(io["syn_ls1.0_n10_noise"], (0, 2, 1)),
     )
     ref = np.transpose(io["syn_ls1.0_n10_mel"], (0, 2, 1))

@@ -16,7 +16,11 @@ def test_the_model_has_no_training_mechanics_and_the_trainer_no_weights(tmp_path
     for name in ("train_step", "test_step", "configure_training"):
         assert name not in vars(GradTTS) and name in vars(GradTTSTrainer), name
     assert not hasattr(model, "trackers") and not hasattr(model, "grad_clip")
-    assert [w.path for w in model.weights] == [w.path for w in trainer.weights]
+    # Same weights under the same paths (below the model's own name).
+    def paths(m):
+        return [w.path.split("/", 1)[1] for w in m.weights]
+
+    assert paths(model) == paths(trainer) and trainer.name == "grad_tts"
     # Weight files are interchangeable both ways.
     trainer.save_weights(tmp_path / "t.weights.h5")
     model.load_weights(tmp_path / "t.weights.h5")
@@ -68,6 +72,7 @@ def test_fit_under_xla():
     assert all(changed)
 
 
+@pytest.mark.slow  # ~22 s on 2 cores
 def test_training_step_is_traced_once_without_configure_training():
     """compile() + fit(): the optimizer is built before the step is traced, so the step
     is traced once and no variable initialiser functions are left behind."""

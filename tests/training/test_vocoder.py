@@ -295,6 +295,7 @@ def test_cli_arguments(corpus, tmp_path, capsys):
     assert not list(tmp_path.iterdir())  # refused before any run folder was written
 
 
+@pytest.mark.slow  # ~8 s on 2 cores
 def test_make_fine_tune_mels(corpus, tmp_path):
     from gradtts_tf.model import GradTTS
 
