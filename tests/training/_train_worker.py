@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def without_dropout(training_module) -> None:
-    """Makes ``training_module.build_model`` switch every Dropout layer off.
+    """Makes ``training_module.build_model`` (`gradtts_tf.training.run`'s, which `train`
+    calls) switch every Dropout layer off.
 
     The prenet's dropout (0.5, hard-wired as official) draws one mask for the batch a
     replica sees, so only without it is a distributed step the same computation as
@@ -50,9 +51,10 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from gradtts_tf import training
     from gradtts_tf.config import load_config
+    from gradtts_tf.training import run
 
     if args.get("no_dropout"):
-        without_dropout(training)
+        without_dropout(run)
 
     config = load_config(ROOT / args["config"], args["overrides"])
     history = training.train(config, args["data"], args["out"], epochs=args["epochs"],

@@ -13,6 +13,7 @@ import pytest
 
 from gradtts_tf import training
 from gradtts_tf.config import load_config
+from gradtts_tf.training import run
 from tests.training._train_worker import without_dropout
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,8 +46,8 @@ def single_device(demo_corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("single")
     config = load_config(ROOT / "configs" / "demo.yaml", OVERRIDES)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(training, "build_model", training.build_model)  # restored afterwards
-        without_dropout(training)
+        mp.setattr(run, "build_model", run.build_model)  # restored afterwards
+        without_dropout(run)
         history = training.train(config, demo_corpus, out, epochs=1, steps_per_epoch=STEPS,
                                  verbose=0)
     weights = [np.asarray(v.numpy()) for v in history.model.trainable_variables]
