@@ -18,7 +18,8 @@ The run folder is laid out as Grad-TTS's (`gradtts_tf.training.checkpoints`):
 epoch), ``history.csv`` and, at every checkpoint (the end of each epoch, and Ctrl-C),
 ``generator.weights.h5`` (weight norm folded): the run folder itself is a vocoder
 checkpoint for `load_vocoder`. Rerunning on the folder resumes at the start of the
-epoch after the newest checkpoint.
+epoch after the newest checkpoint; ``train.keep_last`` checkpoints are kept, as for
+Grad-TTS.
 """
 
 from __future__ import annotations
