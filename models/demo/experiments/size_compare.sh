@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Two demo-voice sizes trained on the large flite corpus for the same wall-clock budget
+# each (seconds of train.py time, summed over resumptions), then scored on the dev set
+# (eval_raw.sh). Resumable: rerun after an interruption, or with a larger BUDGET to
+# train both further; each run continues from its checkpoint.
+#   python -m gradtts_tf.demo_data --out data/large --corpus large
+#   python -m gradtts_tf.demo_data --out data/dev --corpus dev
+#   BUDGET=1800 models/demo/experiments/size_compare.sh
+set -uo pipefail
+cd "$(dirname "$0")/../../.."
+PY=${PY:-.venv/bin/python}
+DATA=${DATA:-data/large}
+OUT=${OUT:-runs}
+BUDGET=${BUDGET:-1800}
+COMMON=(--set data.n_val=40 --set train.checkpoint_every_steps=200 --set train.ema_decay=0.999
+        --set train.log_images_every=0 --set train.keep_last=2)
+declare -A SIZE
+SIZE[A]=""
+SIZE[B]="--set model.n_enc_channels=192 --set model.filter_channels=768 --set model.filter_channels_dp=256 --set model.n_enc_layers=6"
+
+# Mels first (cached in the data folder), so neither budget pays for them.
+if [ ! -f "$OUT/prepared" ]; then
+  nice -n 10 $PY -c "
+from gradtts_tf.config import load_config
+from gradtts_tf.data import prepare_corpus
+prepare_corpus('$DATA', load_config('demo', ['data.n_val=40']), progress=True)
+" && touch "$OUT/prepared"
+fi
+for name in A B; do
+  used=$(cat "$OUT/size_$name.seconds" 2>/dev/null || echo 0)
+  left=$((BUDGET - used))
+  if [ "$left" -gt 30 ]; then
+    start=$(date +%s)
+    # SIGINT: the run saves a checkpoint and exits (status 130).
+    timeout -s INT "$left" nice -n 10 $PY train.py --config demo --data "$DATA" \
+      --out "$OUT/size_$name" --epochs 100000 "${COMMON[@]}" ${SIZE[$name]} \
+      >> "$OUT/size_$name.log" 2>&1
+    end=$(date +%s)
+    echo $((used + end - start)) > "$OUT/size_$name.seconds"
+  fi
+done
+"$(dirname "$0")/eval_raw.sh"
