@@ -4,7 +4,8 @@
 # initial weights after a short run (41 % after 900 steps), so it would judge the
 # budget, not the size.
 set -uo pipefail
-cd "$(dirname "$0")/../../.."
+HERE=$(cd "$(dirname "$0")" && pwd)
+cd "$HERE/../../.."
 PY=${PY:-.venv/bin/python}
 OUT=${OUT:-runs}
 for name in A B; do

@@ -7,7 +7,8 @@
 #   python -m gradtts_tf.demo_data --out data/dev --corpus dev
 #   BUDGET=1800 models/demo/experiments/size_compare.sh
 set -uo pipefail
-cd "$(dirname "$0")/../../.."
+HERE=$(cd "$(dirname "$0")" && pwd)
+cd "$HERE/../../.."
 PY=${PY:-.venv/bin/python}
 DATA=${DATA:-data/large}
 OUT=${OUT:-runs}
@@ -39,4 +40,4 @@ for name in A B; do
     echo $((used + end - start)) > "$OUT/size_$name.seconds"
   fi
 done
-"$(dirname "$0")/eval_raw.sh"
+"$HERE/eval_raw.sh"
