@@ -78,6 +78,10 @@ class DataConfig:
     n_val: int = 100
     val_fraction: float = 0.0
     split_seed: int = 1234
+    # Utterance ids always in the validation split (never trained on), besides the n_val
+    # (or val_fraction) drawn at random from the rest: e.g. an earlier voice's held-out
+    # sentences, so that a new voice can be compared with it on them.
+    val_ids: list[str] = field(default_factory=list)
     max_text_len: int = 0
     max_mel_len: int = 0
     bucketing: bool = False
@@ -341,6 +345,10 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
         if isinstance(value, str):
             return value
         raise ConfigError(f"{where}: expected a string, got {value!r}")
+    if typ == list[str]:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+        raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
     return value
 
 

@@ -68,7 +68,19 @@ class Manifest:
         """Returns the entries of ``split`` ("train", "val" or "all")."""
         if split == "all":
             return list(self.entries)
-        order = sorted(self.entries, key=lambda e: e["uid"])
+        fixed = set(config.data.val_ids)
+        held = [e for e in self.entries if e["uid"] in fixed]
+        if split == "val" and len(held) < len(fixed):
+            missing = sorted(fixed - {e["uid"] for e in held})
+            logger.warning(
+                "data.val_ids: %d of %d ids are not usable utterances of this corpus "
+                "(%s): check the ids against metadata.csv and the skipped rows",
+                len(missing),
+                len(fixed),
+                ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""),
+            )
+        # The random part is drawn from the other utterances, as without val_ids.
+        order = sorted((e for e in self.entries if e["uid"] not in fixed), key=lambda e: e["uid"])
         rng = np.random.default_rng(config.data.split_seed)
         perm = rng.permutation(len(order))
         n_val = config.data.n_val
@@ -77,7 +89,7 @@ class Manifest:
         n_val = min(n_val, max(len(order) - 1, 0))
         val_idx = set(perm[:n_val].tolist())
         if split == "val":
-            return [order[i] for i in sorted(val_idx)]
+            return sorted(held + [order[i] for i in val_idx], key=lambda e: e["uid"])
         if split == "train":
             return [e for i, e in enumerate(order) if i not in val_idx]
         raise ValueError(f"unknown split '{split}': use 'train', 'val' or 'all'")

@@ -7,7 +7,7 @@ import soundfile as sf
 import tensorflow as tf
 
 from gradtts_tf.audio import load_audio, mel_spectrogram
-from gradtts_tf.config import load_config
+from gradtts_tf.config import ConfigError, load_config
 from gradtts_tf.data import Manifest, build_dataset, prepare_corpus, read_corpus
 from gradtts_tf.text import text_to_ids
 
@@ -168,6 +168,28 @@ def test_train_split_is_reproducible_and_disjoint(corpus, tmp_path):
     ds = build_dataset(corpus, config, "train", manifest=manifest)
     assert ds.element_spec["x"].shape[0] == 2  # drop_remainder: static batch for XLA
     assert sum(1 for _ in ds) == len(train) // 2
+
+
+def test_val_ids_are_held_out_besides_the_random_split(corpus, tmp_path, caplog):
+    config = _config(tmp_path)
+    manifest = prepare_corpus(corpus, config, progress=False)
+    random_val = {e["uid"] for e in manifest.split("val", config)}
+    train_before = [e["uid"] for e in manifest.split("train", config)]
+    chosen = train_before[:2]
+    config = _config(tmp_path, f"data.val_ids=[{chosen[0]}, {chosen[1]}, no_such_id]")
+    with caplog.at_level("WARNING", logger="gradtts_tf.data"):
+        val = {e["uid"] for e in manifest.split("val", config)}
+    train = {e["uid"] for e in manifest.split("train", config)}
+    assert set(chosen) <= val and len(val) == 4  # the 2 chosen + n_val=2 drawn at random
+    assert not train & val and len(train | val) == 9
+    assert "no_such_id" in caplog.text and "1 of 3 ids" in caplog.text
+    # Without val_ids the split is what it always was.
+    assert random_val == {e["uid"] for e in manifest.split("val", _config(tmp_path))}
+
+
+def test_val_ids_must_be_a_list_of_strings():
+    with pytest.raises(ConfigError, match="data.val_ids: expected a list of strings"):
+        load_config(None, ["data.val_ids=demo_0001"])
 
 
 def test_uncached_pipeline_equals_cached(corpus, tmp_path):

@@ -5,7 +5,7 @@
 # train both further; each run continues from its checkpoint.
 #   python -m gradtts_tf.demo_data --out data/large --corpus large
 #   python -m gradtts_tf.demo_data --out data/dev --corpus dev
-#   BUDGET=1800 models/demo/experiments/size_compare.sh
+#   BUDGET=4500 models/demo/experiments/size_compare.sh
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 cd "$HERE/../../.."
@@ -27,17 +27,27 @@ from gradtts_tf.data import prepare_corpus
 prepare_corpus('$DATA', load_config('demo', ['data.n_val=40']), progress=True)
 " && touch "$OUT/prepared"
 fi
-for name in A B; do
+# Each run on a core of its own (taskset), both at once, so they share the machine's
+# other load alike; CORES=0 runs them one after another on all cores.
+train_one() {
+  local name=$1 cpu=$2
+  local used left start end
   used=$(cat "$OUT/size_$name.seconds" 2>/dev/null || echo 0)
   left=$((BUDGET - used))
-  if [ "$left" -gt 30 ]; then
-    start=$(date +%s)
-    # SIGINT: the run saves a checkpoint and exits (status 130).
-    timeout -s INT "$left" nice -n 10 $PY train.py --config demo --data "$DATA" \
-      --out "$OUT/size_$name" --epochs 100000 "${COMMON[@]}" ${SIZE[$name]} \
-      >> "$OUT/size_$name.log" 2>&1
-    end=$(date +%s)
-    echo $((used + end - start)) > "$OUT/size_$name.seconds"
-  fi
-done
+  [ "$left" -gt 30 ] || return 0
+  start=$(date +%s)
+  # SIGINT: the run saves a checkpoint and exits (status 130).
+  timeout -s INT "$left" $cpu nice -n 10 $PY train.py --config demo --data "$DATA" \
+    --out "$OUT/size_$name" --epochs 100000 "${COMMON[@]}" ${SIZE[$name]} \
+    >> "$OUT/size_$name.log" 2>&1
+  end=$(date +%s)
+  echo $((used + end - start)) > "$OUT/size_$name.seconds"
+}
+if [ "${CORES:-1}" = 0 ]; then
+  for name in A B; do train_one $name ""; done
+else
+  train_one A "taskset -c 0" &
+  train_one B "taskset -c 1" &
+  wait
+fi
 "$HERE/eval_raw.sh"
