@@ -67,6 +67,7 @@ def package_voice(
         The ``(uid, text)`` rows written to ``heldout.tsv``.
     """
     from gradtts_tf.config import load_config
+    from gradtts_tf.data import prepare_corpus
     from gradtts_tf.evaluation import load_references
 
     run, out = Path(run), Path(out)
@@ -75,8 +76,10 @@ def package_voice(
     for name in ("config.yaml", "model.weights.h5"):
         shutil.copyfile(run / name, out / name)
     rows = [(r.uid, r.text) for r in load_references(data, "val", config)]
-    header = (f"# held-out sentences of {Path(data).name}: "
-              "data.n_val / data.split_seed of config.yaml\n")
+    # The split depends on every usable utterance of the corpus: say how many it had.
+    n_corpus = len(prepare_corpus(data, config, progress=False).entries)
+    header = (f"# held-out sentences of {Path(data).name} ({n_corpus} utterances): "
+              "data.n_val / data.split_seed / data.val_ids of config.yaml\n")
     (out / HELDOUT_FILE).write_text(
         header + "".join(f"{uid}\t{text}\n" for uid, text in rows), encoding="utf-8"
     )

@@ -2,6 +2,7 @@
 main command."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from gradtts_tf import demo
 from gradtts_tf.config import load_config
 from gradtts_tf.data import Manifest
-from gradtts_tf.demo_data import load_sentences
+from gradtts_tf.demo_data import load_corpus, load_sentences
 from gradtts_tf.evaluation import normalize_text
 from gradtts_tf.voices import available_voices, resolve_voice
 
@@ -41,14 +42,19 @@ def test_voice_files_are_small_and_complete():
 
 
 def test_heldout_is_the_validation_split_of_the_demo_corpus():
-    """heldout.tsv lists exactly the sentences training held out (never trained on)."""
+    """heldout.tsv lists exactly the sentences training held out (never trained on):
+    the validation split of the first N sentences of the bundled corpus (N in its header;
+    the 748 demo sentences where it names none), which begins with the demo sentences."""
     config = load_config(VOICE / "config.yaml")
-    sentences = load_sentences()
+    header = (VOICE / demo.HELDOUT_FILE).read_text(encoding="utf-8").splitlines()[0]
+    counted = re.search(r"\((\d+) utterances\)", header)
+    sentences = load_corpus("train")[: int(counted.group(1)) if counted else 748]
+    assert sentences[:748] == load_sentences()
     uids = [f"demo_{i:04d}" for i in range(1, len(sentences) + 1)]
     manifest = Manifest([{"uid": u} for u in uids], [], 0, 0, "")
     val = {e["uid"] for e in manifest.split("val", config)}
     heldout = demo.read_heldout(VOICE)
-    assert len(heldout) == config.data.n_val >= 10
+    assert len(heldout) == config.data.n_val + len(config.data.val_ids) >= 10
     assert {uid for uid, _ in heldout} == val
     for uid, text in heldout:
         sentence = sentences[int(uid.removeprefix("demo_")) - 1]
@@ -56,7 +62,7 @@ def test_heldout_is_the_validation_split_of_the_demo_corpus():
 
 
 def test_new_sentences_are_not_in_the_corpus():
-    corpus = {normalize_text(s) for s in load_sentences()}
+    corpus = {normalize_text(s) for s in load_corpus("train") + load_corpus("dev")}
     for text in demo.NEW_SENTENCES:
         assert normalize_text(text) not in corpus
 
