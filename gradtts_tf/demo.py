@@ -67,17 +67,18 @@ def package_voice(
         The ``(uid, text)`` rows written to ``heldout.tsv``.
     """
     from gradtts_tf.config import load_config
-    from gradtts_tf.data import prepare_corpus
-    from gradtts_tf.evaluation import load_references
+    from gradtts_tf.data import prepare_corpus, read_corpus
 
     run, out = Path(run), Path(out)
     config = load_config(run / "config.yaml")
     out.mkdir(parents=True, exist_ok=True)
     for name in ("config.yaml", "model.weights.h5"):
         shutil.copyfile(run / name, out / name)
-    rows = [(r.uid, r.text) for r in load_references(data, "val", config)]
+    manifest = prepare_corpus(data, config, progress=False)
+    held_out = {e["uid"] for e in manifest.split("val", config)}
+    rows = [(u.uid, u.text) for u in read_corpus(data)[0] if u.uid in held_out]
     # The split depends on every usable utterance of the corpus: say how many it had.
-    n_corpus = len(prepare_corpus(data, config, progress=False).entries)
+    n_corpus = len(manifest.entries)
     header = (f"# held-out sentences of {Path(data).name} ({n_corpus} utterances): "
               "data.n_val / data.split_seed / data.val_ids of config.yaml\n")
     (out / HELDOUT_FILE).write_text(
