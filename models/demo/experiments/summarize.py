@@ -13,6 +13,8 @@ import re
 import sys
 from collections import defaultdict
 
+from gradtts_tf.evaluation import SentenceResult, SystemReport
+
 
 def main(patterns: list[str]) -> None:
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
@@ -24,14 +26,14 @@ def main(patterns: list[str]) -> None:
                 groups[(key, system)].append(result)
     rows = []
     for (key, system), results in groups.items():
-        s = [r for result in results for r in result["sentences"]]
-        mcds = [r["mcd"] for r in s if r.get("mcd") is not None]
-        rows.append((
-            sum(r["word_errors"] for r in s) / max(sum(r["n_words"] for r in s), 1),
-            sum(r["char_errors"] for r in s) / max(sum(r["n_chars"] for r in s), 1),
-            sum(mcds) / len(mcds) if mcds else float("nan"),
-            key, system, [round(r["overall"]["wer"], 3) for r in results],
-        ))
+        # All seeds' sentences as one system: evaluate.py's own pooling (WER/CER over
+        # total words/characters, MCD the mean over sentences).
+        pooled = SystemReport(system, [
+            SentenceResult(**r) for result in results for r in result["sentences"]
+        ]).overall
+        mcd = pooled["mcd"] if pooled["mcd"] is not None else float("nan")
+        seeds = [round(r["overall"]["wer"], 3) for r in results]
+        rows.append((pooled["wer"], pooled["cer"], mcd, key, system, seeds))
     rows.sort(key=lambda r: (r[0], r[2]))
     print(f"{'WER':>6} {'CER':>6} {'MCD':>6}  run / system (per-seed WER)")
     for wer, cer, mcd, key, system, seeds in rows:
