@@ -24,7 +24,8 @@ compared with the Cython one (the reference). Usage (full run)::
 
     python -m bench.mas --json bench/results/mas.json
 
-Sizes are ``BxT_XxT_Y``; defaults are the ones of issue 8.
+Sizes are ``BxT_XxT_Y``; the defaults (``DEFAULT_SIZES``) are the ones BENCHMARKS.md
+reports.
 """
 
 from __future__ import annotations
