@@ -123,7 +123,7 @@ class TrainConfig:
     ema_decay: float = 0.0
     seed: int = 37
     # "auto": XLA on GPUs only (on CPU, XLA compiles for minutes and runs slower than
-    # TF's oneDNN kernels; see BENCHMARKS.md); "on" or "off" to force.
+    # TF's oneDNN kernels); "on" or "off" to force.
     jit_compile: str = "auto"
     checkpoint_every_steps: int = 0
     keep_last: int = 3

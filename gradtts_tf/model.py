@@ -135,10 +135,10 @@ class GradTTS(keras.Model):
         """A copy of this model (same weights) whose diffusion decoder computes in ``policy``.
 
         ``"mixed_bfloat16"`` keeps float32 weights and the float32 ODE state but runs the
-        U-Net's convolutions and activations in bfloat16: with the weights frozen in
-        (`gradtts_tf.runtime.freeze`, as `Synthesizer` runs it) a full-size U-Net call at
-        batch 1 takes about 0.63x the time of ``--cpu-math bfloat16`` alone on AMX CPUs
-        (BENCHMARKS.md). The text encoder and durations stay as they are. The weights
+        U-Net's convolutions and activations in bfloat16, to synthesise faster than
+        ``--cpu-math bfloat16`` alone on AMX CPUs (BENCHMARKS.md, ``keras-bf16``, with
+        the weights frozen in by `gradtts_tf.runtime.freeze`, as `Synthesizer` runs it).
+        The text encoder and durations stay as they are. The weights
         are copied now: later changes to this model are not seen by the copy.
         """
         # GradTTS.get_config, not a subclass's: the twin is a plain model.

@@ -2,13 +2,12 @@
 
 TensorFlow runs convolutions and matrix products on x86 CPUs through oneDNN. oneDNN can
 compute float32 layers with bfloat16 inputs and float32 accumulation ("fpmath mode"),
-which CPUs with AMX units run several times faster: a full-size Grad-TTS
-U-Net call at batch 1 takes 0.63x the time (BENCHMARKS.md). Everything else (weights,
-activations, GroupNorm, the ODE state) stays float32, so it is a precision choice of the
-convolutions and matmuls only, like TF32 on NVIDIA GPUs. On a CPU with AVX512-BF16 but
-no AMX, TensorFlow 2.16's oneDNN ignores the mode (its results stay exactly float32).
-oneDNN reads the setting once,
-when the process creates its first primitive: it must be chosen before any layer runs.
+which CPUs with AMX units run faster (BENCHMARKS.md, ``keras-bf16``). Everything else
+(weights, activations, GroupNorm, the ODE state) stays float32, so it is a precision
+choice of the convolutions and matmuls only, like TF32 on NVIDIA GPUs. On a CPU with
+AVX512-BF16 but no AMX, TensorFlow 2.16's oneDNN ignores the mode (its results stay
+exactly float32). oneDNN reads the setting once, when the process creates its first
+primitive: it must be chosen before any layer runs.
 """
 
 from __future__ import annotations
@@ -49,8 +48,8 @@ def release_free_memory() -> bool:
     Tracing and optimising a training step's graph allocates several hundred MiB of
     short-lived objects; once freed, glibc keeps most of their pages in its heaps,
     scattered between live blocks, so the process's resident memory stays that much
-    higher for the whole run. ``malloc_trim`` returns those pages (about 160 MiB after
-    the first step of the full-size model at batch 4, BENCHMARKS.md section 3). The
+    higher for the whole run. ``malloc_trim`` returns those pages, which lowers the
+    peak memory of a training run (BENCHMARKS.md, "Training step"). The
     trainer calls this once after the first training step and after the first
     validation (`gradtts_tf.training.callbacks.ReleaseTracingMemory`).
 
@@ -122,9 +121,9 @@ def freeze(fn: Callable, input_signature: Sequence[Any]) -> Callable:
     """``fn`` traced once as a graph whose variables are constants (for inference).
 
     TensorFlow's oneDNN convolutions keep a converted copy of a *constant* filter
-    between calls but convert a variable's filter on every call; with the weights
-    frozen into the graph a full-size U-Net call at batch 1 takes 0.79x the time
-    (BENCHMARKS.md). The weights are read once, here: later changes to the
+    between calls but convert a variable's filter on every call, so inference graphs
+    run faster with the weights frozen in (BENCHMARKS.md measures synthesis this way).
+    The weights are read once, here: later changes to the
     variables are not seen by the returned function.
 
     Args:

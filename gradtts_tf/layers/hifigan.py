@@ -229,7 +229,7 @@ class NormConv1DTranspose(_NormKernelMixin, keras.layers.Layer):
     stride, ...``, so one ordinary convolution with ``stride * filters`` outputs and a
     reshape give every phase at once. The same numbers as ``conv1d_transpose`` (to float
     rounding), and no ``TRANSPOSE_CONV`` op: TFLite runs that op outside XNNPACK when
-    the length is dynamic, 5-9x slower than this convolution at HiFi-GAN's sizes.
+    the length is dynamic, several times slower than this convolution.
 
     Kernel layout ``[k, filters, in]`` (``tf.nn.conv1d_transpose``'s); the weight-norm
     ``g`` has one entry per *input* channel, as torch's ``dim=0`` on ``[in, out, k]``.

@@ -48,8 +48,7 @@ def _mish_recomputed(x):
 
     if keras.backend.standardize_dtype(x.dtype) == "bfloat16":
         # TensorFlow's bfloat16 elementwise kernels convert each operand: three ops
-        # (the textbook form) beat the seven of `_mish_factor`. A bfloat16 decoder's
-        # 10-step synthesis took 0.70x the time (BENCHMARKS.md).
+        # (the textbook form) beat the seven of `_mish_factor` for a bfloat16 decoder.
         return x * ops.tanh(ops.softplus(x)), grad
     return x * _mish_factor(x)[0], grad
 
@@ -57,10 +56,10 @@ def _mish_recomputed(x):
 def mish(x):
     """Mish activation ``x * tanh(softplus(x))`` (elementwise, any shape).
 
-    In float32, TensorFlow's ``Softplus`` kernel is slow on CPU (12 % of a U-Net call
-    inside the synthesis loop); here ``tanh(softplus(x))`` is ``n / (n + 2)`` with
-    ``n = e^x (e^x + 2)``: within 1e-6 relative of the textbook form, and a 10-step
-    synthesis takes 0.92x the time. The backward pass recomputes the factor from ``x``
+    In float32, TensorFlow's ``Softplus`` kernel is slow on CPU; here
+    ``tanh(softplus(x))`` is ``n / (n + 2)`` with ``n = e^x (e^x + 2)``, one ``exp``
+    and within 1e-6 relative of the textbook form, to speed up synthesis on CPU
+    (BENCHMARKS.md). The backward pass recomputes the factor from ``x``
     and keeps only ``x`` (the textbook form's autodiff keeps three tensors per call).
     float16 keeps the textbook form without custom gradient (``e^20`` overflows it).
     """
@@ -118,8 +117,8 @@ def group_norm_mish(x, gamma, beta, groups: int, epsilon: float):
     ``x - mean`` and the normalised output); here the backward pass recomputes the
     normalised output and Mish's derivative from ``x`` and the ``[B, 1, 1, C]``
     statistics, in float32. The forward values are exactly those of `GroupNorm` then
-    `mish` in ``x``'s dtype. The U-Net's 25 ``Block``s each call it: the tensors of a
-    full-size batch-4 training step peak 107 MiB lower (BENCHMARKS.md, section 3).
+    `mish` in ``x``'s dtype. The U-Net's 25 ``Block``s each call it, to lower a
+    training step's peak memory (BENCHMARKS.md, "Training step").
 
     Args:
         x: ``[B, T, F, C]``.
@@ -167,9 +166,9 @@ class GroupNorm(keras.layers.GroupNormalization):
     `keras.layers.GroupNormalization` (two-pass mean and variance, float32 statistics).
 
     Keras reduces a ``[B, T, F, G, C/G]`` view over three non-adjacent axes, which
-    TensorFlow runs slowly on CPU (about 40 % of a U-Net call at batch 1). Here each
-    channel is first summed over ``T`` and ``F`` (``[B, C]``), then the channels of a
-    group are combined: 2x faster, same result to float32 rounding.
+    TensorFlow runs slowly on CPU. Here each channel is first summed over ``T`` and
+    ``F`` (``[B, C]``), then the channels of a group are combined: faster, and the same
+    result to float32 rounding.
     """
 
     def call(self, inputs):
@@ -439,9 +438,8 @@ class Rezero(keras.layers.Layer):
         The backward pass recomputes ``fn(x) * g`` from ``x`` instead of keeping its
         intermediate tensors: the U-Net's linear attention makes several full-size
         copies (``q``, ``k``, ``v``, their transposes, the softmax); recomputing it
-        lowers a full-size batch-4 training step's peak resident memory by about
-        270 MiB for 1-2 % of the step's time (BENCHMARKS.md, section 3). Values and
-        gradients are unchanged.
+        trades a little of the step's time for a lower peak resident memory
+        (BENCHMARKS.md, "Training step"). Values and gradients are unchanged.
         """
 
         def gated(x):

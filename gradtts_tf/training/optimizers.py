@@ -14,9 +14,9 @@ class FusedAdam(keras.optimizers.Adam):
 
     Keras' Adam writes its update as separate tensor ops (``g - m``, ``g^2 - v``,
     ``sqrt(v) + eps``, ...); in a graph-mode training step TensorFlow runs the updates of
-    all variables concurrently, so every variable's temporaries are alive at once. For
-    the full-size model (14.8 M parameters) that added about 720 MiB to a training
-    step's peak memory over plain SGD (`BENCHMARKS.md`, section 3). Here each update is
+    all variables concurrently, so every variable's temporaries are alive at once and
+    raise a training step's peak memory (`BENCHMARKS.md`, "Training step", measures
+    the step with this optimizer). Here each update is
     TensorFlow's ``ResourceApplyAdam``, which updates ``m``, ``v`` and the variable in
     place with the same formula::
 

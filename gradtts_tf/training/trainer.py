@@ -132,7 +132,7 @@ class GradTTSTrainer(GradTTS):
                 # Now, not when the step is traced: Keras otherwise builds the optimizer
                 # there (without a strategy), and variables created while tracing make
                 # TensorFlow trace the step twice and keep an initialiser function per
-                # slot: ~300 MiB more resident memory for the full-size model.
+                # slot, all of it held in resident memory.
                 with self.distribute_strategy.scope():
                     self.optimizer.build(self.trainable_variables)
             return
