@@ -400,7 +400,7 @@ class Synthesizer:
         temperature: float | None = None,
         length_scale: float | None = None,
         speaker: int | None = None,
-        seed: int | None = None,
+        seed: int | Sequence[int] | None = None,
         stoc: bool = False,
         batch_size: int = 16,
         split_sentences: bool = True,
@@ -410,6 +410,7 @@ class Synthesizer:
         skip_errors: bool = True,
         progress: bool = False,
         n_timesteps: int | None = None,
+        first_piece: Sequence[int] | None = None,
     ) -> tuple[list[Utterance], Timings]:
         """Synthesises several texts in batches; the workhorse of `tts`, `tts_batch`
         and ``inference.py``.
@@ -422,7 +423,7 @@ class Synthesizer:
             length_scale: Multiplies predicted durations (> 1 is slower speech).
             speaker: Speaker id of a multi-speaker model (default 0).
             seed: Base seed; text ``k`` uses ``seed + first_index + k``. ``None``
-                draws a random one.
+                draws a random one. A sequence gives each text its own seed.
             stoc: Stochastic reverse SDE instead of the probability-flow ODE.
             batch_size: Most pieces per encoder/decoder/vocoder call.
             split_sentences: Speak each sentence separately and join them.
@@ -434,6 +435,11 @@ class Synthesizer:
                 ``False`` raises before any synthesis.
             progress: Show a tqdm progress bar (over pieces).
             n_timesteps: The earlier name of ``steps`` (deprecated).
+            first_piece: Per text, the position of its first piece within a longer
+                text it was cut from (default 0). A piece's noise depends on its seed
+                and position, so speaking sentence ``j`` of a text alone, with the
+                text's seed and ``first_piece=[j]``, gives the same audio as that
+                sentence within the whole text (how a stream is spoken).
 
         Returns:
             One `Utterance` per text and the `Timings` of the call.
@@ -453,6 +459,15 @@ class Synthesizer:
         spk = self.check_speaker(speaker)
         if seed is None:
             seed = secrets.randbelow(2**31)
+        if isinstance(seed, int | np.integer):
+            seeds = [int(seed) + first_index + k for k in range(len(texts))]
+        else:
+            seeds = [int(s) for s in seed]
+        offsets = [0] * len(texts) if first_piece is None else [int(j) for j in first_piece]
+        if len(seeds) != len(texts) or len(offsets) != len(texts):
+            raise ValueError(
+                f"{len(texts)} texts but {len(seeds)} seeds and {len(offsets)} first pieces"
+            )
 
         utts, pieces = [], []
         for k, text in enumerate(texts):
@@ -464,7 +479,7 @@ class Synthesizer:
             else:
                 utt.pieces = [p for p, _ in prepared]
                 for j, (_, ids) in enumerate(prepared):
-                    pieces.append(_Piece(k, j, seed + first_index + k, ids))
+                    pieces.append(_Piece(k, offsets[k] + j, seeds[k], ids))
             utts.append(utt)
         if not skip_errors and any(u.error for u in utts):
             raise ValueError(
@@ -496,10 +511,9 @@ class Synthesizer:
 
     def _join(self, utts: list[Utterance], pieces: list[_Piece], sentence_pause: float):
         """Concatenates each utterance's pieces with silent frames in between."""
-        pause = round(sentence_pause * self.sample_rate / self.hop_length)  # frames
-        n_feats = self.model.n_feats
-        silent_mel = np.full((pause, n_feats), SILENCE_LOG_MEL, np.float32)
-        silent_audio = np.zeros(pause * self.hop_length, np.float32)
+        silent_audio = self.pause(sentence_pause)
+        frames = len(silent_audio) // self.hop_length
+        silent_mel = np.full((frames, self.model.n_feats), SILENCE_LOG_MEL, np.float32)
         by_utt: dict[int, list[_Piece]] = defaultdict(list)
         for p in pieces:
             by_utt[p.utt].append(p)
@@ -515,6 +529,15 @@ class Synthesizer:
             utts[k].mel = np.concatenate(mels)  # [frames, n_feats]
             utts[k].audio = np.concatenate(audios)  # [frames * hop]
             utts[k].mel_lengths = [p.y_len for p in ps]
+
+    def pause(self, seconds: float = DEFAULT_SENTENCE_PAUSE) -> np.ndarray:
+        """The silence put between joined pieces: whole mel frames of zeros.
+
+        Returns:
+            float32 zeros ``[round(seconds * sample_rate / hop) * hop]``.
+        """
+        frames = round(seconds * self.sample_rate / self.hop_length)
+        return np.zeros(frames * self.hop_length, np.float32)
 
     def synthesis_settings(
         self,

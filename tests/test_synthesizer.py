@@ -200,6 +200,27 @@ def test_sentences_are_joined_with_a_pause(synth):
     assert len(whole.mel_lengths) == 1
 
 
+def test_sentences_spoken_alone_with_first_piece_join_to_the_whole_text(synth):
+    (whole,), _ = synth.synthesize([TEXTS[2]], steps=2, seed=7)
+    # Each sentence alone, in one batch with per-text seeds and positions.
+    parts, _ = synth.synthesize(whole.pieces, steps=2, seed=[7, 7], first_piece=[0, 1],
+                                split_sentences=False)
+    joined = np.concatenate([parts[0].audio, synth.pause(), parts[1].audio])
+    np.testing.assert_array_equal(joined, whole.audio)
+    # Without the position the second sentence gets the first one's noise: other audio.
+    (alone,), _ = synth.synthesize([whole.pieces[1]], steps=2, seed=7)
+    assert alone.audio.shape == parts[1].audio.shape
+    assert not np.array_equal(alone.audio, parts[1].audio)
+    # Per-text seeds equal the base-seed convention (text k uses seed + k).
+    a, _ = synth.synthesize(TEXTS[:2], steps=2, seed=[5, 6])
+    b, _ = synth.synthesize(TEXTS[:2], steps=2, seed=5)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x.audio, y.audio)
+    with pytest.raises(ValueError, match="2 texts but 1 seeds"):
+        synth.synthesize(TEXTS[:2], steps=2, seed=[5])
+    assert len(synth.pause(0.1)) == round(0.1 * 22050 / 256) * 256
+
+
 def test_graphs_are_traced_once_for_all_lengths_and_batch_sizes(synth, monkeypatch):
     monkeypatch.setattr(synth, "vocoder", _FakeVocoder())
     synth.synthesize(TEXTS[:2], steps=2, seed=0, batch_size=2)
