@@ -17,6 +17,7 @@ import shutil
 import time
 from pathlib import Path
 
+from gradtts_tf.cli.quiet import add_verbose_argument, quiet_tensorflow
 from gradtts_tf.voices import resolve_voice
 
 DEFAULT_VOICE = resolve_voice("demo")
@@ -208,6 +209,7 @@ def describe(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    quiet_tensorflow(argv)  # before anything imports TensorFlow
     parser = argparse.ArgumentParser(prog="python -m gradtts_tf.demo", description=__doc__)
     parser.add_argument("--voice", default="demo",
                         help="voice: a run folder or an installed voice's name (default: demo)")
@@ -224,10 +226,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-export", action="store_true", help="skip TFLite and TF.js")
     parser.add_argument("--tfjs-float32", action="store_true",
                         help="TF.js weights in float32 (default float16: half the download)")
+    add_verbose_argument(parser)
     args = parser.parse_args(argv)
     if args.n_val < 0 or (args.steps is not None and args.steps < 1):
         parser.error("--n-val must be >= 0 and --steps >= 1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter out
     source = args.package_from or resolve_voice(args.voice)
     for name, folder in (("--data", args.data), ("--voice/--package-from", source)):
         if folder is not None and not Path(folder).is_dir():

@@ -50,6 +50,7 @@ from pathlib import Path
 import soundfile as sf
 from tqdm import tqdm
 
+from gradtts_tf.cli.quiet import add_verbose_argument, quiet_tensorflow
 from gradtts_tf.text import english_cleaners
 from gradtts_tf.text.cmudict import lookup
 
@@ -694,6 +695,7 @@ def _parser() -> argparse.ArgumentParser:
         "--sentences", type=Path, default=None, help="sentence file instead of --corpus"
     )
     p.add_argument("--flite", default="flite", help="flite executable (default: flite on PATH)")
+    add_verbose_argument(p)
     return p
 
 
@@ -706,9 +708,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         Exit status 0; errors exit via ``SystemExit`` with a message.
     """
+    quiet_tensorflow(argv)  # before TensorFlow (imported for resampling) loads
     args = _parser().parse_args(argv)
-    # TensorFlow (imported for resampling) is chatty at import; keep the CLI output readable.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     split, prefix = CORPORA[args.corpus]
     try:
         if args.sentences is not None:

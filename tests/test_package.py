@@ -1,5 +1,6 @@
 """The install is the product: the wheel holds the package only, with its data, and
-every console script works from a non-editable install outside the checkout."""
+every console script works from a non-editable install outside the checkout, printing
+its own messages only (no TensorFlow log lines)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli._tf_logs import env_without_tf_log_level, tf_log_lines
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = (
     "gradtts-train", "gradtts-synthesize", "gradtts-infer", "gradtts-evaluate",
     "gradtts-export", "gradtts-convert", "gradtts-demo", "gradtts-demo-data",
+    "gradtts-train-vocoder",
 )
 PACKAGE_DATA = (
     "gradtts_tf/data/sentences.txt",
@@ -88,7 +92,7 @@ def test_console_scripts_from_a_non_editable_install(wheel, tmp_path):
     Path(site, "test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = {k: v for k, v in env_without_tf_log_level().items() if k != "PYTHONPATH"}
 
     def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run(list(args), cwd=outside, env=env, capture_output=True,
@@ -100,8 +104,10 @@ def test_console_scripts_from_a_non_editable_install(wheel, tmp_path):
         proc = run(os.fspath(venv / "bin" / script), "--help")
         assert proc.returncode == 0, f"{script} --help: {proc.stderr[-2000:]}"
         assert "usage:" in proc.stdout, script
+        assert not tf_log_lines(proc.stdout + proc.stderr), script
     proc = run(os.fspath(venv / "bin" / "gradtts-synthesize"), "--checkpoint", "demo",
                "--text", "Hello world.", "--out", "wavs", "--steps", "2", "--seed", "0")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not tf_log_lines(proc.stdout + proc.stderr), proc.stderr[-3000:]
     with wave.open(os.fspath(outside / "wavs" / "0001.wav")) as f:
         assert f.getframerate() == 22050 and f.getnframes() > 0.4 * 22050

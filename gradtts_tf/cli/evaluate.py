@@ -21,9 +21,11 @@ from __future__ import annotations
 import argparse
 
 from gradtts_tf.cli import add_sampling_arguments, check_sampling_arguments
+from gradtts_tf.cli.quiet import add_verbose_argument, quiet_tensorflow
 
 
 def main(argv: list[str] | None = None) -> None:
+    quiet_tensorflow(argv)  # before anything imports TensorFlow
     from gradtts_tf.runtime import CPU_MATH, CPU_MATH_SYNTHESIS_HELP, set_cpu_math
 
     parser = argparse.ArgumentParser(
@@ -70,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
                         help=CPU_MATH_SYNTHESIS_HELP)
     parser.add_argument("--threads", type=int, default=None,
                         help="LiteRT interpreter threads (--tflite; default: LiteRT's)")
+    add_verbose_argument(parser)
     args = parser.parse_args(argv)
     if not args.sentences and not args.references:
         parser.error("give --sentences, --references or both")

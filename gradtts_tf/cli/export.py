@@ -15,6 +15,8 @@ import argparse
 import importlib
 import sys
 
+from gradtts_tf.cli.quiet import VERBOSE_FLAG, VERBOSE_HELP, quiet_tensorflow
+
 TARGETS = {
     "savedmodel": ("gradtts_tf.export.savedmodel", "SavedModel graphs (encoder, decoder step)"),
     "tflite": ("gradtts_tf.export.tflite", "TFLite graphs in float32 / float16 / int8"),
@@ -27,12 +29,17 @@ TARGETS = {
 def main(argv: list[str] | None = None) -> None:
     """Dispatches ``TARGET [options]`` to the target's own command line."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    quiet_tensorflow(argv)  # before a target imports TensorFlow
     parser = argparse.ArgumentParser(
         prog="gradtts-export",
         description="Export a Grad-TTS voice (or run an export).",
         epilog="targets: " + "; ".join(f"{k}: {v[1]}" for k, v in TARGETS.items()),
     )
     parser.add_argument("target", choices=sorted(TARGETS), help="what to export or run")
+    # Accepted before the target too; the target's own parser takes it.
+    parser.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
+    if argv and argv[0] == VERBOSE_FLAG:
+        argv = [*argv[1:2], VERBOSE_FLAG, *argv[2:]]
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
         raise SystemExit(0 if argv else 2)

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from gradtts_tf.cli import add_sampling_arguments, check_sampling_arguments
+from gradtts_tf.cli.quiet import add_verbose_argument, quiet_tensorflow
 
 LINES_PER_ROUND = 256  # lines synthesised (and held in memory) at a time
 
@@ -73,10 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-mel", action="store_true", help="also write NNNN.npy [frames, n_mels]")
     p.add_argument("--plot", action="store_true", help="also write NNNN.png of the mel")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_verbose_argument(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
+    quiet_tensorflow(argv)  # before anything imports TensorFlow
     parser = build_parser()
     args = parser.parse_args(argv)
     check_sampling_arguments(parser, args)

@@ -16,6 +16,7 @@ from gradtts_tf.cli import (
     load_config_or_exit,
     show_data_report,
 )
+from gradtts_tf.cli.quiet import add_verbose_argument, quiet_tensorflow
 
 # After a Ctrl-C, seconds from the checkpoint on disk to the process's end at the latest
 # (normally a few: interpreter shutdown tears TensorFlow down); see
@@ -24,6 +25,7 @@ EXIT_DEADLINE = 30.0
 
 
 def main(argv: list[str] | None = None) -> None:
+    quiet_tensorflow(argv)  # before anything imports TensorFlow
     from gradtts_tf.runtime import CPU_MATH
 
     parser = argparse.ArgumentParser(description="Train Grad-TTS with model.fit.")
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     xla.add_argument("--no-jit", action="store_true",
                      help="turn XLA off (train.jit_compile=off; default: XLA on GPUs only)")
     xla.add_argument("--jit", action="store_true", help="turn XLA on (train.jit_compile=on)")
+    add_verbose_argument(parser)
     args = parser.parse_args(argv)
     show_data_report()
     check_run_arguments(parser, args)

@@ -17,10 +17,12 @@ from gradtts_tf.cli import (
     load_config_or_exit,
     show_data_report,
 )
+from gradtts_tf.cli.quiet import add_verbose_argument, quiet_tensorflow
 
 
 def main(argv: list[str] | None = None) -> None:
     """CLI: train (or fine-tune) HiFi-GAN; ``--make-fine-tune-mels`` writes FT inputs."""
+    quiet_tensorflow(argv)  # before anything imports TensorFlow
     parser = argparse.ArgumentParser(
         description="Train a HiFi-GAN vocoder with model.fit (resumes an existing --out).",
     )
@@ -33,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--steps", "--n-timesteps", type=int, default=None,
                         help="reverse steps for --make-fine-tune-mels (default: the voice's)")
+    add_verbose_argument(parser)
     args = parser.parse_args(argv)
     show_data_report()
     check_run_arguments(parser, args)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from gradtts_tf.cli.quiet import add_verbose_argument, quiet_tensorflow
 from gradtts_tf.config import Config, config_from_dict, load_config
 from gradtts_tf.convert.hifigan import hifigan_from_official, vocoder_config_from_official
 
@@ -157,6 +158,7 @@ def _convert_hifigan(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """CLI: convert an official Grad-TTS (or HiFi-GAN) checkpoint to ``.weights.h5`` + YAML."""
+    quiet_tensorflow(argv)  # before anything imports TensorFlow
     parser = argparse.ArgumentParser(
         prog="python -m gradtts_tf.convert",
         description="Convert an official PyTorch Grad-TTS checkpoint (grad-tts.pt) for Keras.",
@@ -171,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
         help="official HiFi-GAN JSON (config_v1.json): convert a HiFi-GAN generator "
         "checkpoint (generator_v1) instead; --config may give the audio settings",
     )
+    add_verbose_argument(parser)
     args = parser.parse_args(argv)
     if args.vocoder_config:
         _convert_hifigan(args)

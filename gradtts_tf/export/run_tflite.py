@@ -27,6 +27,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from gradtts_tf.cli import add_sampling_arguments, check_sampling_arguments
+from gradtts_tf.cli.quiet import add_verbose_argument, quiet_tensorflow
 from gradtts_tf.config import SynthesisSettings, renamed_steps
 from gradtts_tf.noise import piece_noise
 from gradtts_tf.text import text_to_ids
@@ -419,6 +420,7 @@ class TFLiteSynthesizer:
 
 
 def main(argv: list[str] | None = None) -> None:
+    quiet_tensorflow(argv)  # LiteRT only, but the same --verbose as every program
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", required=True, help="folder from 'python -m export.tflite'")
     parser.add_argument("--text", required=True)
@@ -431,6 +433,7 @@ def main(argv: list[str] | None = None) -> None:
         "--vocoder", choices=("auto", "griffin_lim"), default="auto",
         help="auto: the exported vocoder graph if any, else Griffin-Lim on the host",
     )
+    add_verbose_argument(parser)
     args = parser.parse_args(argv)
     check_sampling_arguments(parser, args)
     tts = TFLiteSynthesizer(args.model_dir, num_threads=args.threads, vocoder=args.vocoder)

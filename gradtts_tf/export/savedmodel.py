@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from gradtts_tf.audio import inverse_mel_basis
+from gradtts_tf.cli.quiet import add_verbose_argument, quiet_tensorflow
 from gradtts_tf.config import Config
 from gradtts_tf.model import GradTTS, load_checkpoint
 from gradtts_tf.text import BLANK_ID, N_VOCAB, symbols
@@ -323,6 +324,7 @@ def export_savedmodels(
 
 
 def main(argv: list[str] | None = None) -> None:
+    quiet_tensorflow(argv)  # TensorFlow is loaded: its Python loggers only
     parser = argparse.ArgumentParser(
         prog="python -m export.savedmodel", description=__doc__.split("\n\n")[0]
     )
@@ -334,6 +336,7 @@ def main(argv: list[str] | None = None) -> None:
         help="HiFi-GAN checkpoint folder to export as the vocoder graph (default: none, "
         "Griffin-Lim runs on the host)",
     )
+    add_verbose_argument(parser)
     args = parser.parse_args(argv)
     start = time.perf_counter()
     paths = export_savedmodels(args.checkpoint, args.out, vocoder=args.vocoder)

@@ -41,6 +41,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from gradtts_tf.cli.quiet import add_verbose_argument, quiet_tensorflow
+
 # `make tfjs-deps` puts the converter in .venv-tfjs at the checkout's root (when the
 # package runs from a checkout), else look in the working directory.
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -394,6 +396,7 @@ def export_tfjs(
 
 
 def main(argv: list[str] | None = None) -> None:
+    quiet_tensorflow(argv)  # before anything imports TensorFlow
     parser = argparse.ArgumentParser(
         prog="python -m export.tfjs", description=__doc__.split("\n\n")[0]
     )
@@ -413,6 +416,7 @@ def main(argv: list[str] | None = None) -> None:
         help="HiFi-GAN checkpoint folder to export as the vocoder graph "
         "(default: Griffin-Lim in JavaScript)",
     )
+    add_verbose_argument(parser)
     args = parser.parse_args(argv)
     if args.frontend_only:
         for name, size in export_frontend(args.out).items():

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from gradtts_tf.cli.quiet import add_verbose_argument, quiet_tensorflow
 from gradtts_tf.config import Config
 from gradtts_tf.export.run_tflite import (
     GRAPH_FILES,
@@ -230,6 +231,7 @@ def _errors(prefix: str, mel: np.ndarray, ref: np.ndarray) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    quiet_tensorflow(argv)  # TensorFlow is loaded: its Python loggers only
     parser = argparse.ArgumentParser(
         prog="python -m export.tflite", description=__doc__.split("\n\n")[0]
     )
@@ -242,6 +244,7 @@ def main(argv: list[str] | None = None) -> None:
         "--measure", nargs="?", const=MEASURE_TEXT, default=None, metavar="TEXT",
         help="compare every precision with the Keras model on TEXT (same noise)",
     )
+    add_verbose_argument(parser)
     args = parser.parse_args(argv)
     variants = DEFAULT_VARIANTS + (("int8",) if args.int8 else ())
     report = export_tflite(

@@ -1,0 +1,119 @@
+"""Keeps TensorFlow's own log messages out of the programs' output.
+
+When TensorFlow loads, its C++ runtime logs a dozen lines that concern no user of a
+program (CUDA plugins it cannot register on a machine without a GPU, the CPU feature
+guard, oneDNN and TF-TRT notices, XLA start-up); its Python side logs through the
+``tensorflow`` and ``absl`` loggers. The programs of this project print their own
+messages only, through this module:
+
+- `quiet_tensorflow` sets ``TF_CPP_MIN_LOG_LEVEL=3`` and raises the ``tensorflow`` and
+  ``absl`` loggers to ``ERROR``. TensorFlow reads the variable once, when it loads, so
+  the call must come before anything imports TensorFlow;
+- unless the arguments hold ``--verbose``, or the user has set ``TF_CPP_MIN_LOG_LEVEL``
+  (then their value stands; the Python loggers are still quietened unless
+  ``--verbose``);
+- `add_verbose_argument` adds ``--verbose`` to a program's parser; giving it undoes
+  what `quiet_tensorflow` did, also when argparse recognises an abbreviation of it.
+
+A program's entry point (every console script of ``pyproject.toml`` and the checkout's
+root scripts) does, first thing::
+
+    from gradtts_tf.cli.quiet import add_verbose_argument, quiet_tensorflow
+
+    def main(argv=None):
+        quiet_tensorflow(argv)  # before anything imports TensorFlow
+        parser = argparse.ArgumentParser(...)
+        add_verbose_argument(parser)
+        args = parser.parse_args(argv)
+        ...
+
+A module that imports TensorFlow at its top and is also run as a program calls
+``quiet_tensorflow()`` above that import when ``__name__ == "__main__"`` (see
+``export/tflite.py``). Libraries never call it: importing `gradtts_tf` changes no
+logging. This module imports neither TensorFlow nor anything that does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+VERBOSE_FLAG = "--verbose"
+VERBOSE_HELP = "show TensorFlow's own log messages"
+ENV = "TF_CPP_MIN_LOG_LEVEL"
+# 3: TensorFlow's C++ logs only FATAL (its "E" lines on a CPU-only machine are noise too).
+QUIET_LEVEL = "3"
+PYTHON_LOGGERS = ("tensorflow", "absl")
+
+# What quiet_tensorflow changed, so that --verbose (or a second call) can tell its own
+# setting from the user's and undo it: the env value it set, each logger's old level.
+_set_env: str | None = None
+_old_levels: dict[str, int] = {}
+
+
+def wants_verbose(argv: Sequence[str] | None = None) -> bool:
+    """Whether ``argv`` (default: ``sys.argv[1:]``) holds ``--verbose`` before any ``--``."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if "--" in args:
+        args = args[: args.index("--")]
+    return VERBOSE_FLAG in args
+
+
+def quiet_tensorflow(argv: Sequence[str] | None = None, *, verbose: bool | None = None) -> bool:
+    """Silences TensorFlow's own log messages for this process, unless asked not to.
+
+    Call it before anything imports TensorFlow (TensorFlow reads its C++ log level once,
+    when it loads; the Python loggers can change at any time). Calling it again is
+    harmless, and a later call with ``verbose=True`` undoes an earlier one as far as
+    TensorFlow has not loaded yet.
+
+    Args:
+        argv: The program's arguments (default ``sys.argv[1:]``), searched for
+            ``--verbose``.
+        verbose: Overrides the search of ``argv``.
+
+    Returns:
+        True if TensorFlow's messages are silenced (the C++ ones only if the user has
+        not set ``TF_CPP_MIN_LOG_LEVEL``).
+    """
+    global _set_env
+    if verbose is None:
+        verbose = wants_verbose(argv)
+    if verbose:
+        if _set_env is not None and os.environ.get(ENV) == _set_env:
+            del os.environ[ENV]
+        _set_env = None
+        for name, level in _old_levels.items():
+            logging.getLogger(name).setLevel(level)
+        _old_levels.clear()
+        return False
+    if ENV not in os.environ:
+        os.environ[ENV] = _set_env = QUIET_LEVEL
+    for name in PYTHON_LOGGERS:
+        logger = logging.getLogger(name)
+        _old_levels.setdefault(name, logger.level)
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.ERROR))
+    return True
+
+
+class _VerboseAction(argparse.Action):
+    """``--verbose``: stores True and lets TensorFlow's messages through again."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=False, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, True)
+        quiet_tensorflow(verbose=True)
+
+
+def add_verbose_argument(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--verbose`` ("show TensorFlow's own log messages") to ``parser``.
+
+    ``args.verbose`` is True when given; giving it also undoes `quiet_tensorflow`, for a
+    program whose TensorFlow has not loaded yet when it parses its arguments.
+    """
+    parser.add_argument(VERBOSE_FLAG, action=_VerboseAction, help=VERBOSE_HELP)
