@@ -1,0 +1,3 @@
+from gradtts_tf.serve.cli import main
+
+main()

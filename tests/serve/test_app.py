@@ -1,0 +1,185 @@
+"""The HTTP API on the demo voice: audio equal to the Synthesizer's, streaming equal to
+whole requests, the OpenAI-style endpoint, micro-batching, and 4xx/503 for bad or
+excess requests."""
+
+import io
+import json
+import threading
+
+import numpy as np
+import pytest
+import soundfile as sf
+from fastapi.testclient import TestClient
+
+from gradtts_tf.serve.audio import pcm16, wav_stream_header
+from tests.serve.conftest import FAST, make_app
+
+TWO = "The sun rose over the hills. Birds began to sing."
+
+
+@pytest.fixture(scope="module")
+def client(demo_synth):
+    with TestClient(make_app(demo_synth, max_chars=300, max_steps=12)) as c:
+        yield c
+
+
+def _pcm(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, "<i2")
+
+
+def test_voices_health_and_schema(client, demo_synth):
+    voices = client.get("/api/voices").json()
+    assert voices["default"] == "demo" and voices["max_chars"] == 300
+    (demo,) = voices["voices"]
+    defaults = demo_synth.config.inference
+    assert demo == {"name": "demo", "speakers": 1, "sample_rate": 22050,
+                    "steps": defaults.steps, "temperature": defaults.temperature,
+                    "length_scale": defaults.length_scale, "vocoder": "GriffinLimVocoder"}
+    assert client.get("/health").json()["status"] == "ok"
+    schema = client.get("/openapi.json").json()
+    for path in ("/api/tts", "/api/tts/stream", "/api/voices", "/health", "/v1/audio/speech"):
+        assert path in schema["paths"]
+    fields = schema["components"]["schemas"]["TTSRequest"]["properties"]
+    assert fields["text"]["maxLength"] == 300 and fields["steps"]["anyOf"][0]["maximum"] == 12
+    assert all(f.get("description") for f in fields.values())
+    page = client.get("/")
+    assert page.status_code == 200 and "/api/tts/stream" in page.text
+    assert "cdn" not in page.text.lower() and "https://" not in page.text
+
+
+def test_wav_equals_the_synthesizer_and_headers_report_it(client, demo_synth):
+    r = client.post("/api/tts", json={"text": TWO, "seed": 11, **FAST})
+    assert r.status_code == 200 and r.headers["content-type"] == "audio/wav"
+    audio, rate = sf.read(io.BytesIO(r.content), dtype="int16")
+    want, _ = demo_synth.tts(TWO, seed=11, **FAST)
+    assert rate == 22050
+    np.testing.assert_array_equal(audio, _pcm(pcm16(want)))
+    assert r.headers["x-seed"] == "11" and r.headers["x-sample-rate"] == "22050"
+    assert float(r.headers["x-audio-seconds"]) == pytest.approx(len(want) / 22050, abs=1e-3)
+    assert float(r.headers["x-real-time-factor"]) > 0
+    # GET with query parameters, raw PCM: the same samples.
+    g = client.get("/api/tts", params={"text": TWO, "seed": 11, "format": "pcm", **FAST})
+    assert g.status_code == 200 and g.headers["content-type"] == "application/octet-stream"
+    np.testing.assert_array_equal(_pcm(g.content), audio)
+    # No seed: a random one, sent back, that reproduces the audio.
+    r1 = client.post("/api/tts", json={"text": "Hello.", "format": "pcm", **FAST})
+    r2 = client.post("/api/tts", json={"text": "Hello.", "format": "pcm",
+                                       "seed": int(r1.headers["x-seed"]), **FAST})
+    assert r1.content == r2.content
+
+
+def test_stream_sends_sentences_that_join_to_the_whole_audio(client):
+    whole = client.post("/api/tts", json={"text": TWO, "seed": 4, "format": "pcm", **FAST})
+    with client.stream("POST", "/api/tts/stream",
+                       json={"text": TWO, "seed": 4, "format": "pcm", **FAST}) as r:
+        assert r.status_code == 200 and r.headers["x-sentences"] == "2"
+        chunks = [c for c in r.iter_raw() if c]
+    assert len(chunks) >= 2  # the sentences arrive separately
+    assert b"".join(chunks) == whole.content
+    wav = client.post("/api/tts/stream", json={"text": TWO, "seed": 4, **FAST})
+    assert wav.content[:44] == wav_stream_header(22050)
+    assert wav.content[44:] == whole.content
+
+
+def test_openai_speech_request(client):
+    body = {"model": "tts-1", "input": TWO, "voice": "alloy", "response_format": "pcm"}
+    normal = client.post("/v1/audio/speech", json=body)
+    fast = client.post("/v1/audio/speech", json={**body, "speed": 2.0, "voice": "demo"})
+    assert normal.status_code == 200 and fast.status_code == 200
+    ratio = len(fast.content) / len(normal.content)
+    assert 0.4 < ratio < 0.65  # twice as fast; the sentence pause stays
+    unknown = client.post("/v1/audio/speech", json={"model": "tts-1", "input": "Hi.",
+                                                     "voice": "someone"})
+    assert unknown.status_code == 422
+    assert "unknown voice 'someone'" in unknown.json()["detail"]
+    # A voice's name as the model picks it when the voice is not one of ours.
+    by_model = client.post("/v1/audio/speech", json={"model": "demo", "input": "Hi.",
+                                                      "voice": "someone"})
+    assert by_model.status_code == 200 and by_model.content[:4] == b"RIFF"
+    assert client.post("/v1/audio/speech", json={**body, "response_format": "mp3"}
+                       ).status_code == 422
+
+
+@pytest.mark.parametrize("body, says", [
+    ({"text": ""}, "at least 1 character"),
+    ({"text": "😀 !!"}, "text: cannot be spoken"),
+    ({"text": "a" * 301}, "at most 300 characters"),
+    ({"text": "Hi.", "voice": "nobody"}, "demo"),
+    ({"text": "Hi.", "speaker": 1}, "speaker: speaker 1 given, but the model has one"),
+    ({"text": "Hi.", "steps": 0}, "greater than or equal to 1"),
+    ({"text": "Hi.", "steps": 13}, "less than or equal to 12"),
+    ({"text": "Hi.", "steps": "many"}, "valid integer"),
+    ({"text": "Hi.", "temperature": 0}, "greater than or equal to 0.1"),
+    ({"text": "Hi.", "length_scale": 1e9}, "less than or equal to 4"),
+    ({"text": "Hi.", "seed": -1}, "greater than or equal to 0"),
+    ({"text": "Hi.", "format": "ogg"}, "'wav' or 'pcm'"),
+    ({"text": "Hi.", "volume": 3}, "Extra inputs are not permitted"),
+    ({}, "Field required"),
+])
+def test_bad_requests_get_422_saying_what_was_wrong(client, body, says):
+    for path in ("/api/tts", "/api/tts/stream"):
+        r = client.post(path, json=body)
+        assert r.status_code == 422, (path, r.text)
+        assert says in json.dumps(r.json()), r.text
+
+
+def test_malformed_json_and_wrong_types_are_422(client):
+    r = client.post("/api/tts", content=b"{not json", headers={"content-type":
+                                                                "application/json"})
+    assert r.status_code == 422 and "JSON decode error" in r.text
+    assert client.post("/api/tts", json=["Hi."]).status_code == 422
+    assert client.get("/api/tts").status_code == 422
+    assert client.post("/api/voices").status_code == 405
+
+
+def test_concurrent_requests_are_batched_and_each_equals_its_own(demo_synth):
+    texts = [f"Request number {k} is here." for k in range(4)]
+    with TestClient(make_app(demo_synth, batch_wait_ms=300, max_batch=8)) as c:
+        results = [None] * len(texts)
+
+        def ask(k):
+            results[k] = c.post("/api/tts", json={"text": texts[k], "seed": 100 + k,
+                                                  "format": "pcm", **FAST})
+
+        threads = [threading.Thread(target=ask, args=(k,)) for k in range(len(texts))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        stats = c.get("/health").json()["voices"]["demo"]
+    assert stats["largest_batch"] >= 2 and stats["jobs"] == 4 and stats["batches"] < 4
+    def rel(a, b):
+        return np.linalg.norm(a - b) / np.linalg.norm(b)
+
+    for k, r in enumerate(results):
+        # Batched kernels round differently from batch-1 ones (mels equal to ~1e-5),
+        # which Griffin-Lim's phase iterations grow to under 1e-2; another seed's
+        # audio is as far away as audio gets.
+        want = demo_synth.tts(texts[k], seed=100 + k, **FAST)[0]
+        other = demo_synth.tts(texts[k], seed=99, **FAST)[0]
+        got = _pcm(r.content) / 32767.0
+        assert got.shape == want.shape
+        assert rel(got, want) < 2e-2 and rel(other, want) > 0.5, k
+
+
+def test_full_queue_is_503_with_retry_after_and_slow_requests_time_out(demo_synth):
+    long_text = " ".join(["This sentence keeps the voice busy for a while."] * 6)
+    with TestClient(make_app(demo_synth, queue_size=1, max_batch=1, batch_wait_ms=0)) as c:
+        results = []
+
+        def ask():
+            results.append(c.post("/api/tts", json={"text": long_text, **FAST}))
+
+        threads = [threading.Thread(target=ask) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    codes = sorted(r.status_code for r in results)
+    assert codes.count(200) >= 1 and codes.count(503) >= 1, codes
+    busy = next(r for r in results if r.status_code == 503)
+    assert busy.headers["retry-after"] == "1" and "queued" in busy.json()["detail"]
+    with TestClient(make_app(demo_synth, timeout=0.01)) as c:
+        r = c.post("/api/tts", json={"text": long_text, **FAST})
+    assert r.status_code == 503 and "not finished within 0.01 s" in r.json()["detail"]
+    assert "retry-after" in r.headers
