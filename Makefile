@@ -14,7 +14,7 @@ WEB     := export/web
 TFJS    ?= exported/tfjs
 TFJS_FLAGS ?= --quantize float16
 
-.PHONY: setup system-deps demo test test-slow lint clean tfjs-deps web-system-deps web-deps web-build tfjs web
+.PHONY: setup system-deps demo test test-slow lint docs clean tfjs-deps web-system-deps web-deps web-build tfjs web
 
 # Debian packages: flite speaks the demo dataset; python3.11-venv where Python is Debian's.
 system-deps:
@@ -91,5 +91,9 @@ web: web-build $(TFJS)/model_info.json
 lint: setup
 	$(BIN)/ruff check .
 
+# The documentation site (mkdocs.yml, docs/) into site/; `$(BIN)/mkdocs serve` previews it.
+docs: setup
+	$(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) $(TFJS_VENV) runs exported .pytest_cache
+	rm -rf $(VENV) $(TFJS_VENV) runs exported site .pytest_cache
