@@ -71,6 +71,9 @@ def test_the_site_builds_in_strict_mode(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
     )
     assert proc.returncode == 0, proc.stderr[-5000:]
+    for page in (tmp_path / "site").rglob("*.html"):  # readable offline: nothing from a CDN
+        html = page.read_text(encoding="utf-8")
+        assert not re.search(r'<(?:script|link)[^>]+(?:src|href)="(?:https?:)?//', html), page
     reference = (tmp_path / "site" / "reference" / "index.html").read_text(encoding="utf-8")
     # The API reference is generated from the docstrings, not left empty.
     for name in ("from_pretrained", "tts_batch", "load_config", "synthesise",
