@@ -27,7 +27,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from gradtts_tf.cli import add_sampling_arguments, check_sampling_arguments
-from gradtts_tf.cli.quiet import add_verbose_argument, quiet_tensorflow
+from gradtts_tf.cli.quiet import add_verbose_argument, native_logs_filtered, quiet_tensorflow
 from gradtts_tf.config import SynthesisSettings, renamed_steps
 from gradtts_tf.noise import piece_noise
 from gradtts_tf.text import text_to_ids
@@ -118,9 +118,12 @@ class Graph:
                 self.interpreter.resize_tensor_input(self.inputs[name], list(value.shape))
                 self._shapes[name] = value.shape
                 changed = True
-        if changed or not self._allocated:
-            self.interpreter.allocate_tensors()
+        if not self._allocated:
+            with native_logs_filtered():  # LiteRT announces its XNNPACK delegate here
+                self.interpreter.allocate_tensors()
             self._allocated = True
+        elif changed:
+            self.interpreter.allocate_tensors()
         for name, value in arrays.items():
             self.interpreter.set_tensor(self.inputs[name], value)
         self.interpreter.invoke()

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from gradtts_tf.cli.quiet import add_verbose_argument, quiet_tensorflow
+from gradtts_tf.cli.quiet import add_verbose_argument, native_logs_filtered, quiet_tensorflow
 from gradtts_tf.config import Config
 from gradtts_tf.export.run_tflite import (
     GRAPH_FILES,
@@ -83,7 +83,8 @@ def convert_savedmodel(saved_model_dir: str | os.PathLike, variant: str = "float
     if variant == "float16":
         converter.target_spec.supported_types = [tf.float16]
     try:
-        flatbuffer = converter.convert()
+        with native_logs_filtered():  # the converter logs through absl's C++ logging
+            flatbuffer = converter.convert()
     except Exception as err:  # ConverterError, raised from several converter phases
         message = str(err).lower()
         if "tf select" in message or "flex op" in message or "custom op" in message:
@@ -102,12 +103,13 @@ def load_seconds(path: str | os.PathLike, repeats: int = 3) -> float:
     """Best-of-``repeats`` time to create an interpreter and allocate its tensors
     (dynamic axes sized by `size_dynamic_inputs` first)."""
     best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        graph = Graph(path)
-        size_dynamic_inputs(graph.interpreter)
-        graph.interpreter.allocate_tensors()
-        best = min(best, time.perf_counter() - start)
+    with native_logs_filtered():  # LiteRT announces its XNNPACK delegate
+        for _ in range(repeats):
+            start = time.perf_counter()
+            graph = Graph(path)
+            size_dynamic_inputs(graph.interpreter)
+            graph.interpreter.allocate_tensors()
+            best = min(best, time.perf_counter() - start)
     return best
 
 

@@ -92,27 +92,34 @@ def test_a_real_run_prints_its_own_messages_only(tmp_path, verbose):
 
 @pytest.fixture
 def fresh(monkeypatch):
-    """`quiet` as in a new process; the loggers' levels restored afterwards."""
+    """`quiet` as in a new process; its logger filters removed afterwards."""
     monkeypatch.delenv(quiet.ENV, raising=False)
     monkeypatch.setattr(quiet, "_set_env", None)
-    monkeypatch.setattr(quiet, "_old_levels", {})
     loggers = [logging.getLogger(name) for name in quiet.PYTHON_LOGGERS]
-    levels = [logger.level for logger in loggers]
+    had_filter = [quiet._FILTER in logger.filters for logger in loggers]
     for logger in loggers:
-        logger.setLevel(logging.NOTSET)
+        logger.removeFilter(quiet._FILTER)
     yield
-    for logger, level in zip(loggers, levels, strict=True):
-        logger.setLevel(level)
+    for logger, had in zip(loggers, had_filter, strict=True):
+        (logger.addFilter if had else logger.removeFilter)(quiet._FILTER)
+
+
+def _errors_only(name: str) -> bool:
+    logger = logging.getLogger(name)
+    make = logger.makeRecord
+    warning = make(name, logging.WARNING, __file__, 0, "w", (), None)
+    error = make(name, logging.ERROR, __file__, 0, "e", (), None)
+    return not logger.filter(warning) and bool(logger.filter(error))
 
 
 def test_quiet_then_verbose_undoes_it(fresh):
     assert quiet.quiet_tensorflow(["--text", "Hi."]) is True
     assert os.environ[quiet.ENV] == "3"
-    assert all(logging.getLogger(n).level == logging.ERROR for n in quiet.PYTHON_LOGGERS)
+    assert all(_errors_only(name) for name in quiet.PYTHON_LOGGERS)
     assert quiet.quiet_tensorflow(["--text", "Hi."]) is True  # a second call: same state
     assert quiet.quiet_tensorflow(verbose=True) is False
     assert quiet.ENV not in os.environ
-    assert all(logging.getLogger(n).level == logging.NOTSET for n in quiet.PYTHON_LOGGERS)
+    assert not any(_errors_only(name) for name in quiet.PYTHON_LOGGERS)
 
 
 def test_the_users_log_level_stands(fresh, monkeypatch):
@@ -138,3 +145,19 @@ def test_the_flag_undoes_quiet_also_when_abbreviated(fresh):
     assert parser.parse_args([]).verbose is False
     assert parser.parse_args(["--verb"]).verbose is True  # ...but by argparse
     assert quiet.ENV not in os.environ
+
+
+NATIVE = (b"W0000 00:00:1700000000.000000   12 tf_tfl_flatbuffer_helpers.cc:390] Ignored.\n"
+          b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+
+
+def test_native_log_lines_are_dropped_while_quiet(fresh, capfd):
+    quiet.quiet_tensorflow([])
+    with pytest.raises(RuntimeError), quiet.native_logs_filtered():
+        os.write(2, NATIVE + b"the program's own message\n")
+        raise RuntimeError
+    assert capfd.readouterr().err == "the program's own message\n"
+    quiet.quiet_tensorflow(verbose=True)
+    with quiet.native_logs_filtered():
+        os.write(2, NATIVE)
+    assert capfd.readouterr().err == NATIVE.decode()
