@@ -18,7 +18,9 @@ messages only, through this module:
   ``TF_CPP_MIN_LOG_LEVEL`` (the TFLite converter) or their own (LiteRT's "Created
   TensorFlow Lite XNNPACK delegate"): the code that calls them runs inside
   `native_logs_filtered`, which drops such lines from standard error while
-  `quiet_tensorflow` has set the level.
+  `quiet_tensorflow` has set the level; XLA announces its start the same way, once per
+  process, so a program that compiles with XLA (training: monotonic alignment search)
+  calls `start_xla_quietly` first.
 
 A program's entry point (every console script of ``pyproject.toml`` and the checkout's
 root scripts) does, first thing::
@@ -123,6 +125,11 @@ def quiet_tensorflow(argv: Sequence[str] | None = None, *, verbose: bool | None 
     return True
 
 
+def _filtering() -> bool:
+    """Whether `quiet_tensorflow` has set TensorFlow's C++ level (not the user)."""
+    return _set_env is not None and os.environ.get(ENV) == _set_env
+
+
 @contextlib.contextmanager
 def native_logs_filtered() -> Iterator[None]:
     """Drops native libraries' log lines (`NATIVE_LOG_LINE`) from standard error.
@@ -132,7 +139,7 @@ def native_logs_filtered() -> Iterator[None]:
     file, and every other line is written back to standard error when the block ends
     (also when it raises). Otherwise (``--verbose``, a library caller) it does nothing.
     """
-    if _set_env is None or os.environ.get(ENV) != _set_env:
+    if not _filtering():
         yield
         return
     sys.stderr.flush()
@@ -152,6 +159,23 @@ def native_logs_filtered() -> Iterator[None]:
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()
+
+
+def start_xla_quietly() -> None:
+    """Compiles a trivial XLA function inside `native_logs_filtered`.
+
+    XLA's start-up lines (its service and devices, "Compiled cluster using XLA!") come
+    once per process through absl's C++ logging; compiled here first, inside the
+    filter, they are dropped. Call it where running a TensorFlow op is allowed (after
+    `gradtts_tf.runtime.set_cpu_math` and the distribution strategy). Does nothing,
+    and imports nothing, unless `quiet_tensorflow` has set the level.
+    """
+    if not _filtering():
+        return
+    import tensorflow as tf
+
+    with native_logs_filtered():
+        tf.function(lambda x: x + 1.0, jit_compile=True)(tf.constant(0.0))
 
 
 class _VerboseAction(argparse.Action):

@@ -17,7 +17,7 @@ from gradtts_tf.cli import (
     load_config_or_exit,
     show_data_report,
 )
-from gradtts_tf.cli.quiet import add_verbose_argument, quiet_tensorflow
+from gradtts_tf.cli.quiet import add_verbose_argument, quiet_tensorflow, start_xla_quietly
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.make_fine_tune_mels:
         from gradtts_tf.training.vocoder import make_fine_tune_mels
 
+        start_xla_quietly()  # the alignment search compiles with XLA
         n = make_fine_tune_mels(args.make_fine_tune_mels, args.data, args.out,
                                 steps=args.steps)
         print(f"wrote {n} mels to {args.out}")

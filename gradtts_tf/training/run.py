@@ -34,6 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gradtts_tf.cli.quiet import start_xla_quietly
 from gradtts_tf.config import Config, TrainConfig
 from gradtts_tf.keras_internals import drop_eval_iterator
 from gradtts_tf.model import GradTTS
@@ -428,6 +429,7 @@ def train(
     # First: oneDNN's precision and MultiWorkerMirroredStrategy are fixed by the first op.
     set_cpu_math(config.train.cpu_math)
     strategy = make_strategy(config.train.strategy)
+    start_xla_quietly()  # the alignment search compiles with XLA
     chief = cb.is_chief(strategy)
     out = Path(out_dir)
     if warm_start_from is not None and list_checkpoints(out):

@@ -87,6 +87,18 @@ def test_a_real_run_prints_its_own_messages_only(tmp_path, verbose):
         assert not logs, "\n".join(logs)
 
 
+@pytest.mark.slow
+def test_a_training_run_prints_its_own_messages_only(demo_corpus, tmp_path):
+    # Training compiles the alignment search with XLA, which logs through absl's C++
+    # logging (not TF_CPP_MIN_LOG_LEVEL): `start_xla_quietly` takes care of it.
+    proc = _run("train.py", "--config", "demo", "--data", str(demo_corpus), "--out",
+                str(tmp_path / "run"), "--epochs", "1", "--steps-per-epoch", "2",
+                "--set", "data.n_val=2", "--set", "train.batch_size=2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    logs = tf_log_lines(proc.stdout + proc.stderr)
+    assert not logs, "\n".join(logs)
+
+
 # ------------------------------------------------------------------ the mechanism itself
 
 
