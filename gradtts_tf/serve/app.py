@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gradtts_tf.serve.audio import MEDIA_TYPES, encode, pcm16, wav_stream_header
 from gradtts_tf.serve.batcher import QueueFull
@@ -29,6 +30,7 @@ OPENAI_VOICES = frozenset({"alloy", "ash", "ballad", "coral", "echo", "fable", "
                            "onyx", "sage", "shimmer", "verse"})
 
 ERRORS = {
+    400: {"model": Error, "description": "The body is not UTF-8 JSON."},
     422: {"model": Error, "description": "A field is invalid or the text cannot be spoken."},
     503: {"model": Error, "description": "Queue full or out of time; retry after the "
                                          "Retry-After header's seconds."},
@@ -61,25 +63,29 @@ def create_app(settings: ServerSettings | None = None,
     Args:
         settings: Limits and batching (default `ServerSettings()`: the demo voice).
         synthesizers: Voices already loaded, by name; ``None`` loads
-            ``settings.voices`` at start-up.
+            ``settings.voices`` (`load_synthesizers`).
 
     Returns:
         A FastAPI app; its lifespan starts and stops the voices' batchers.
     """
     settings = settings or ServerSettings()
-    names = list(synthesizers) if synthesizers else [voice_name(v) for v in settings.voices]
-    TTSRequest, SpeechRequest = request_models(settings, names)
+    synths = synthesizers if synthesizers is not None else load_synthesizers(settings)
+    names = list(synths)
+    max_speaker = max(max(1, s.model.n_spks) for s in synths.values()) - 1
+    TTSRequest, SpeechRequest = request_models(settings, names, max_speaker, OPENAI_VOICES)
     services: dict[str, VoiceService] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        synths = synthesizers if synthesizers is not None else load_synthesizers(settings)
         for name, synth in synths.items():
             services[name] = VoiceService(name, synth, settings)
             await services[name].start()
+        log.info("ready: %s", ", ".join(names))
         yield
+        log.info("stopping: finishing the requests in flight")
         for service in services.values():
             await service.stop()
+        log.info("stopped")
 
     app = FastAPI(
         title="gradtts-tf", lifespan=lifespan,
@@ -102,6 +108,15 @@ def create_app(settings: ServerSettings | None = None,
     async def _timeout(request: Request, e: Timeout):
         return JSONResponse({"detail": f"synthesis {e}; retry later or send less text"},
                             status_code=503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, e: StarletteHTTPException):
+        headers = dict(e.headers or {})
+        if e.status_code == 405:  # list every method of the path, not the first route's
+            methods = {m for r in app.routes if getattr(r, "path", None) == request.url.path
+                       for m in getattr(r, "methods", None) or ()}
+            headers["Allow"] = ", ".join(sorted(methods))
+        return JSONResponse({"detail": e.detail}, status_code=e.status_code, headers=headers)
 
     @app.exception_handler(ClientGone)
     async def _client_gone(request: Request, e: ClientGone):
@@ -199,12 +214,8 @@ def create_app(settings: ServerSettings | None = None,
     async def openai_speech(body: SpeechRequest, request: Request):
         if body.voice in services:
             voice = body.voice
-        elif body.model in services:
-            voice = body.model
-        elif body.voice.lower() in OPENAI_VOICES:
-            voice = names[0]  # so clients with OpenAI's voice names work unchanged
-        else:
-            voice = body.voice
+        else:  # one of OpenAI's names, so their clients work unchanged
+            voice = body.model if body.model in services else names[0]
         svc = service(voice)
         low, high = settings.length_scale_range
         scale = svc.synthesizer.config.inference.length_scale / body.speed

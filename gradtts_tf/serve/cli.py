@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gradtts_tf.cli.quiet import add_verbose_argument, quiet_tensorflow
 from gradtts_tf.serve.settings import ServerSettings
 
 
@@ -40,12 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"seconds a request may take before 503 (default {defaults.timeout:g})")
     p.add_argument("--no-warmup", action="store_true",
                    help="skip tracing the graphs at start-up (the first request pays)")
-    p.add_argument("--verbose", action="store_true",
-                   help="show TensorFlow's own log messages and every request")
+    add_verbose_argument(p)  # also logs every request
     return p
 
 
 def main(argv=None) -> None:
+    quiet_tensorflow(argv)  # before anything imports TensorFlow
     parser = build_parser()
     args = parser.parse_args(argv)
     if not 0 < args.port < 65536:
@@ -60,7 +61,17 @@ def main(argv=None) -> None:
     except ValueError as e:
         parser.error(str(e).replace("_", "-"))
 
+    import logging
+
     import uvicorn
+
+    # The server's own messages (ready, stopping, stopped), without TensorFlow's.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("gradtts-serve: %(message)s"))
+    serve_log = logging.getLogger("gradtts_tf.serve")
+    serve_log.addHandler(handler)
+    serve_log.setLevel(logging.INFO)
+    serve_log.propagate = False
 
     from gradtts_tf.serve.app import create_app, load_synthesizers
 

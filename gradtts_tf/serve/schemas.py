@@ -8,12 +8,24 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from gradtts_tf.serve.settings import ServerSettings
 
 MAX_SEED = 2**31 - 1
 AudioFormat = Literal["wav", "pcm"]
+
+
+def _not_bool(value):
+    # JSON true/false are not numbers (pydantic would read them as 1/0).
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a boolean")
+    return value
+
+
+def _number(kind: type, low, high):
+    """``kind`` within ``[low, high]``, JSON booleans refused."""
+    return Annotated[kind, Field(ge=low, le=high), BeforeValidator(_not_bool)]
 
 
 class VoiceInfo(BaseModel):
@@ -60,8 +72,15 @@ class Error(BaseModel):
     detail: str | list = Field(description="What was wrong and what to do.")
 
 
-def request_models(settings: ServerSettings, voices: list[str]):
+def request_models(settings: ServerSettings, voices: list[str], max_speaker: int = 0,
+                   aliases: frozenset[str] = frozenset()):
     """The request bodies of a server with ``settings`` and ``voices``.
+
+    Args:
+        settings: The server's limits.
+        voices: The voices' names, the default first.
+        max_speaker: The largest speaker id of any voice.
+        aliases: Other names `SpeechRequest.voice` accepts (for the default voice).
 
     Returns:
         ``(TTSRequest, SpeechRequest)``: the native request and the OpenAI-style one.
@@ -80,19 +99,20 @@ def request_models(settings: ServerSettings, voices: list[str]):
         text=(text, ...),
         voice=(Literal[tuple(voices)] | None, Field(
             None, description=f"A voice of GET /api/voices (default {voices[0]}).")),
-        speaker=(int | None, Field(
-            None, ge=0, description="Speaker id of a multi-speaker voice (default 0).")),
-        steps=(int | None, Field(
-            None, ge=1, le=settings.max_steps,
+        speaker=(_number(int, 0, max_speaker) | None, Field(
+            None,
+            description="Speaker id of a multi-speaker voice (default 0).")),
+        steps=(_number(int, 1, settings.max_steps) | None, Field(
+            None,
             description="Reverse-diffusion steps (default: the voice's).")),
-        temperature=(float | None, Field(
-            None, ge=low_t, le=high_t,
+        temperature=(_number(float, low_t, high_t) | None, Field(
+            None,
             description="Noise divisor of the start sample (default: the voice's).")),
-        length_scale=(float | None, Field(
-            None, ge=low_l, le=high_l,
+        length_scale=(_number(float, low_l, high_l) | None, Field(
+            None,
             description="> 1 speaks slower (default: the voice's).")),
-        seed=(int | None, Field(
-            None, ge=0, le=MAX_SEED,
+        seed=(_number(int, 0, MAX_SEED) | None, Field(
+            None,
             description="Same seed, same audio; default: a random one (sent back in "
                         "the X-Seed header).")),
         format=(AudioFormat, Field(
@@ -105,17 +125,17 @@ def request_models(settings: ServerSettings, voices: list[str]):
         model=(str, Field(
             "gradtts", max_length=200,
             description="Accepted for compatibility; a voice's name here picks that "
-                        "voice when `voice` names none of this server's.")),
+                        "voice when `voice` is one of OpenAI's names.")),
         input=(text, ...),
-        voice=(str, Field(
-            voices[0], max_length=200,
-            description=f"A voice of GET /api/voices (one of: {', '.join(voices)}); "
-                        "OpenAI's voice names (alloy, echo, ...) speak with the default "
-                        "voice.")),
+        voice=(Literal[tuple([*voices, *sorted(aliases - set(voices))])], Field(
+            voices[0],
+            description="A voice of GET /api/voices; OpenAI's voice names (alloy, "
+                        "echo, ...) speak with the voice `model` names, else the "
+                        "default one.")),
         response_format=(AudioFormat, Field(
             "wav", description="wav or pcm (16-bit little-endian mono samples).")),
-        speed=(float, Field(
-            1.0, ge=0.25, le=4.0,
+        speed=(_number(float, 0.25, 4.0), Field(
+            1.0,
             description="Speaking rate: 2 speaks twice as fast (length scale divided "
                         f"by it, kept within {low_l}..{high_l}).")),
     )

@@ -49,3 +49,39 @@ def live_server(app):
 def make_app(synth: Synthesizer, **settings):
     """An app serving ``synth`` as ``demo`` (no warm-up: the tests trace as they go)."""
     return create_app(ServerSettings(warmup=False, **settings), {"demo": synth})
+
+
+@contextmanager
+def serve_process(*args: str, log_path=None):
+    """Runs the ``gradtts-serve`` program on a free port; yields ``(url, process)``."""
+    import os
+    import subprocess
+    import sys
+    import urllib.request
+
+    port = free_port()
+    log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gradtts_tf.serve", "--port", str(port), *args],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"gradtts-serve exited with {proc.returncode}")
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("gradtts-serve did not start") from None
+                time.sleep(0.5)
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if log_path:
+            log.close()
