@@ -184,7 +184,8 @@ def create_app(settings: ServerSettings | None = None,
     async def tts_stream(body: TTSRequest):
         """Sends each sentence's audio as soon as it is ready (chunked): a WAV stream
         (its header states the largest length; players read until the end) or raw PCM.
-        The joined stream equals POST /api/tts's audio for the same seed."""
+        Joined, the stream is POST /api/tts's audio for the same seed (up to
+        the rounding of batched kernels)."""
         svc = service(body.voice)
         job = svc.job_settings(body.steps, body.temperature, body.length_scale, body.speaker)
         pieces = svc.sentences(body.text)

@@ -49,6 +49,7 @@ class Job:
         settings: Synthesis settings (jobs with equal settings batch together).
         first_piece: Position of its first sentence in the text it was cut from.
         future: Resolves to ``(audio float32 [samples], compute seconds)``.
+        started: Set when its batch goes to the worker thread.
     """
 
     text: str
@@ -56,7 +57,7 @@ class Job:
     settings: JobSettings
     first_piece: int = 0
     future: asyncio.Future | None = None
-    queued_at: float = field(default_factory=time.perf_counter)
+    started: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -165,6 +166,8 @@ class MicroBatcher:
                 jobs = [job for job in jobs if not job.future.done()]
                 if not jobs:
                     continue
+                for job in jobs:
+                    job.started.set()
                 try:
                     results = await self.run_in_worker(self._synthesize, settings, jobs)
                 except Exception as e:  # noqa: BLE001 - handed to each waiting request

@@ -139,14 +139,16 @@ class VoiceService:
         audio, _ = await self._wait(future, start, disconnected)
         return Spoken(audio, asyncio.get_running_loop().time() - start, seed)
 
-    async def stream(self, pieces: list[str], settings: JobSettings, seed: int,
-                     lookahead: int = 1) -> AsyncIterator[np.ndarray]:
+    async def stream(self, pieces: list[str], settings: JobSettings,
+                     seed: int) -> AsyncIterator[np.ndarray]:
         """Speaks ``pieces`` (from `sentences`) one by one, yielding audio when ready.
 
         The pieces and the silence between them are those of `speak` with the same
-        seed, so the stream joined is the same audio. Sentence ``j + lookahead`` is
-        queued while sentence ``j`` is sent; when the consumer stops (the client left),
-        sentences not yet started are dropped. The timeout applies to each sentence.
+        seed, so the stream joined is the same audio (up to the rounding of batched
+        kernels). Sentence ``j + 1`` is queued as soon as sentence ``j`` starts, so it
+        is synthesised next (with other clients' requests) while ``j`` is sent and
+        played, and the first audio waits for one sentence only. When the consumer stops (the client left), sentences not yet
+        started are dropped. The timeout applies to each sentence.
 
         Raises:
             QueueFull, Timeout, RequestError.
@@ -154,35 +156,42 @@ class VoiceService:
         one = JobSettings(settings.steps, settings.temperature, settings.length_scale,
                           settings.speaker, split_sentences=False)
         loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future] = []
+        jobs: list[Job] = []
 
-        def queue_next():
-            j = len(futures)
-            if j < len(pieces):
-                futures.append(self.batcher.submit(Job(pieces[j], seed, one, first_piece=j)))
+        def queue(j: int) -> None:
+            jobs.append(Job(pieces[j], seed, one, first_piece=j))
+            self.batcher.submit(jobs[-1])
 
         try:
-            for _ in range(1 + lookahead):
-                queue_next()
+            queue(0)
             for j in range(len(pieces)):
-                audio, _ = await self._wait(futures[j], loop.time(), None)
-                queue_next()
+                start = loop.time()
+                if j + 1 < len(pieces):
+                    await self._wait(jobs[j].future, start, None, jobs[j].started)
+                    queue(j + 1)
+                audio, _ = await self._wait(jobs[j].future, start, None)
                 if j:
                     yield self.synthesizer.pause()
                 yield audio
         finally:
-            for future in futures:
-                future.cancel()
+            for job in jobs:
+                job.future.cancel()
 
-    async def _wait(self, future: asyncio.Future, start: float, disconnected):
+    async def _wait(self, future: asyncio.Future, start: float, disconnected,
+                    started: asyncio.Event | None = None):
+        """The job's result; or, given ``started``, returns once the job has started."""
         loop = asyncio.get_running_loop()
         deadline = start + self.settings.timeout
+        waiting = {future}
+        if started is not None:
+            waiting.add(loop.create_task(started.wait()))
         try:
             while True:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     raise Timeout(f"not finished within {self.settings.timeout:g} s")
-                done, _ = await asyncio.wait({future}, timeout=min(0.25, remaining))
+                done, _ = await asyncio.wait(waiting, timeout=min(0.25, remaining),
+                                             return_when=asyncio.FIRST_COMPLETED)
                 if done:
                     break
                 if disconnected is not None and await disconnected():
@@ -190,6 +199,11 @@ class VoiceService:
         except BaseException:
             future.cancel()
             raise
+        finally:
+            for task in waiting - {future}:
+                task.cancel()
+        if started is not None and not future.done():
+            return None
         try:
             return future.result()
         except ValueError as e:

@@ -27,6 +27,13 @@ def _pcm(data: bytes) -> np.ndarray:
     return np.frombuffer(data, "<i2")
 
 
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    """Relative L2 distance. Batched and batch-1 kernels round differently (mels equal
+    to ~1e-5), which Griffin-Lim's phase iterations grow to under 1e-2 of the audio;
+    another seed's audio is as far away as audio gets (~1)."""
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
 def test_voices_health_and_schema(client, demo_synth):
     voices = client.get("/api/voices").json()
     assert voices["default"] == "demo" and voices["max_chars"] == 300
@@ -76,10 +83,15 @@ def test_stream_sends_sentences_that_join_to_the_whole_audio(client):
         assert r.status_code == 200 and r.headers["x-sentences"] == "2"
         chunks = [c for c in r.iter_raw() if c]
     assert len(chunks) >= 2  # the sentences arrive separately
-    assert b"".join(chunks) == whole.content
+    # The same audio: the same pieces, noise and pauses; only the batching differs
+    # (the whole request encodes its sentences together), which rounds differently.
+    streamed = _pcm(b"".join(chunks)).astype(float)
+    want = _pcm(whole.content).astype(float)
+    assert streamed.shape == want.shape
+    assert _rel(streamed, want) < 2e-2
     wav = client.post("/api/tts/stream", json={"text": TWO, "seed": 4, **FAST})
     assert wav.content[:44] == wav_stream_header(22050)
-    assert wav.content[44:] == whole.content
+    assert _rel(_pcm(wav.content[44:]).astype(float), want) < 2e-2
 
 
 def test_openai_speech_request(client):
@@ -153,18 +165,12 @@ def test_concurrent_requests_are_batched_and_each_equals_its_own(demo_synth):
             t.join()
         stats = c.get("/health").json()["voices"]["demo"]
     assert stats["largest_batch"] >= 2 and stats["jobs"] == 4 and stats["batches"] < 4
-    def rel(a, b):
-        return np.linalg.norm(a - b) / np.linalg.norm(b)
-
     for k, r in enumerate(results):
-        # Batched kernels round differently from batch-1 ones (mels equal to ~1e-5),
-        # which Griffin-Lim's phase iterations grow to under 1e-2; another seed's
-        # audio is as far away as audio gets.
         want = demo_synth.tts(texts[k], seed=100 + k, **FAST)[0]
         other = demo_synth.tts(texts[k], seed=99, **FAST)[0]
         got = _pcm(r.content) / 32767.0
         assert got.shape == want.shape
-        assert rel(got, want) < 2e-2 and rel(other, want) > 0.5, k
+        assert _rel(got, want) < 2e-2 and _rel(other, want) > 0.5, k
 
 
 def test_full_queue_is_503_with_retry_after_and_slow_requests_time_out(demo_synth):

@@ -87,8 +87,8 @@ def test_schema_fuzz_finds_no_server_error(tmp_path):
     with serve_process("--max-chars", "60", "--max-steps", "3", log_path=log) as (url, proc):
         run = subprocess.run(
             [st, "run", f"{url}/openapi.json", "--checks", "all",
-             "--exclude-checks", "positive_data_acceptance", "--max-examples", "12",
-             "--seed", "1", "--max-time", "240", "--generation-database", "none",
+             "--exclude-checks", "positive_data_acceptance", "--max-examples", "8",
+             "--seed", "1", "--max-time", "150", "--generation-database", "none",
              "--no-color", "--request-timeout", "120",
              # the first request at a new step count traces its graph (seconds)
              "--max-response-time", "120"],
