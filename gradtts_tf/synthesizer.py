@@ -14,8 +14,10 @@ Synthesis runs in three stages, each timed for real-time factors:
    padding-invariant -- its GroupNorm statistics and linear attention run over every
    frame, padded ones included -- so padding a piece beyond its own padded length
    would change its output. Grouping keeps batched results equal to unbatched ones
-   (and, on CPU, avoids computing on padding at all).
-3. **vocoder**: pieces of equal mel length are vocoded together.
+   (and, on CPU, avoids computing on padding at all); ``max_padding`` > 0 trades that
+   for fuller batches.
+3. **vocoder**: pieces of equal mel length are vocoded together (with ``max_padding``,
+   a decoder batch at once, shorter mels padded with silence).
 
 Every piece draws its noise from its own seed and its own length with the portable
 generator of `gradtts_tf.noise` (which the LiteRT runner and the TF.js page share, so
@@ -132,6 +134,21 @@ def _grouped(pieces: list[_Piece], key, size: int) -> list[list[_Piece]]:
     for p in pieces:
         groups[key(p)].append(p)
     return [b for k in sorted(groups) for b in _batches(groups[k], size)]
+
+
+def _padded_groups(pieces: list[_Piece], size: int, max_padding: float) -> list[list[_Piece]]:
+    """Batches of at most ``size`` pieces, shortest first, whose longest padded length
+    is at most ``1 + max_padding`` times their shortest's."""
+    ordered = sorted(pieces, key=lambda p: p.y_len)
+    batches: list[list[_Piece]] = []
+    for p in ordered:
+        if batches and len(batches[-1]) < size and fix_len_compatibility(p.y_len) <= (
+            fix_len_compatibility(batches[-1][0].y_len) * (1 + max_padding)
+        ):
+            batches[-1].append(p)
+        else:
+            batches.append([p])
+    return batches
 
 
 class Synthesizer:
@@ -358,7 +375,7 @@ class Synthesizer:
                 spk: int):
         """Stage 2 for pieces of one padded length: fills ``mel``."""
         n_feats = self.model.n_feats
-        t_pad = int(fix_len_compatibility(batch[0].y_len))
+        t_pad = int(fix_len_compatibility(max(p.y_len for p in batch)))
         mu = np.zeros((len(batch), t_pad, n_feats), np.float32)  # [B, T, n_feats]
         eps = np.zeros_like(mu)  # [B, T, n_feats]
         noise = np.zeros((steps if stoc else 0, len(batch), t_pad, n_feats), np.float32)
@@ -378,8 +395,13 @@ class Synthesizer:
             p.mel = mel[i, : p.y_len]  # [y_len, n_feats]
 
     def _vocode(self, batch: list[_Piece]):
-        """Stage 3 for pieces of one mel length: fills ``audio``."""
-        mels = np.stack([p.mel for p in batch])  # [B, T, n_feats]
+        """Stage 3: fills ``audio`` (mels shorter than the batch's longest are padded
+        with silence, their audio cut back to their own length)."""
+        t_max = max(p.y_len for p in batch)
+        mels = np.full((len(batch), t_max, self.model.n_feats), SILENCE_LOG_MEL,
+                       np.float32)  # [B, T, n_feats]
+        for i, p in enumerate(batch):
+            mels[i, : p.y_len] = p.mel
         mels = np.clip(mels, SILENCE_LOG_MEL, MAX_LOG_MEL)
         audio = np.asarray(self.vocoder(mels), np.float32)  # [B, T * hop]
         expected = mels.shape[1] * self.hop_length
@@ -389,7 +411,7 @@ class Synthesizer:
                 f"{(len(batch), expected)}"
             )
         for i, p in enumerate(batch):
-            p.audio = np.clip(audio[i], -1.0, 1.0)
+            p.audio = np.clip(audio[i, : p.y_len * self.hop_length], -1.0, 1.0)
 
     # ------------------------------------------------------------------- API
 
@@ -411,6 +433,7 @@ class Synthesizer:
         progress: bool = False,
         n_timesteps: int | None = None,
         first_piece: Sequence[int] | None = None,
+        max_padding: float = 0.0,
     ) -> tuple[list[Utterance], Timings]:
         """Synthesises several texts in batches; the workhorse of `tts`, `tts_batch`
         and ``inference.py``.
@@ -440,6 +463,12 @@ class Synthesizer:
                 and position, so speaking sentence ``j`` of a text alone, with the
                 text's seed and ``first_piece=[j]``, gives the same audio as that
                 sentence within the whole text (how a stream is spoken).
+            max_padding: 0 (default) decodes together only pieces of one padded length,
+                so every piece's audio is what it would be alone. Above 0, pieces up to
+                ``1 + max_padding`` times longer share a batch, padded: fewer, fuller
+                batches (throughput on a busy server), at the price of results that
+                depend slightly on the batch (the U-Net's GroupNorm and attention see
+                the padding, more of it the more it moves the mel).
 
         Returns:
             One `Utterance` per text and the `Timings` of the call.
@@ -454,6 +483,8 @@ class Synthesizer:
             raise ValueError(f"sentence_pause must be >= 0, got {sentence_pause}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not max_padding >= 0:
+            raise ValueError(f"max_padding must be >= 0, got {max_padding}")
         if isinstance(texts, str):
             raise TypeError("texts must be a list of strings; use tts() for one text")
         spk = self.check_speaker(speaker)
@@ -495,12 +526,17 @@ class Synthesizer:
 
         with tqdm(total=len(pieces), unit="sentence", desc="synthesis",
                   disable=not progress) as bar:
-            for batch in _grouped(pieces, lambda p: fix_len_compatibility(p.y_len), batch_size):
+            if max_padding > 0:
+                batches = _padded_groups(pieces, batch_size, max_padding)
+            else:
+                batches = _grouped(pieces, lambda p: fix_len_compatibility(p.y_len), batch_size)
+            for batch in batches:
                 start = time.perf_counter()
                 self._decode(batch, settings.steps, settings.temperature, stoc, spk)
                 timings.decoder += time.perf_counter() - start
                 start = time.perf_counter()
-                for same in _grouped(batch, lambda p: p.y_len, batch_size):
+                for same in ([batch] if max_padding > 0 else
+                             _grouped(batch, lambda p: p.y_len, batch_size)):
                     self._vocode(same)
                 timings.vocoder += time.perf_counter() - start
                 bar.update(len(batch))

@@ -221,6 +221,32 @@ def test_sentences_spoken_alone_with_first_piece_join_to_the_whole_text(synth):
     assert len(synth.pause(0.1)) == round(0.1 * 22050 / 256) * 256
 
 
+def test_max_padding_batches_other_lengths_close_to_alone(synth, monkeypatch):
+    calls = []
+    decode = synth._decode
+    monkeypatch.setattr(synth, "_decode", lambda batch, *a: calls.append(
+        [p.y_len for p in batch]) or decode(batch, *a))
+    kw = dict(steps=2, seed=3, split_sentences=False)
+    exact, _ = synth.synthesize(TEXTS, **kw)
+    n_exact = len(calls)
+    calls.clear()
+    padded, _ = synth.synthesize(TEXTS, max_padding=20.0, **kw)
+    assert len(calls) == 1 < n_exact  # one batch of every length
+    longest = max(range(len(TEXTS)), key=lambda k: exact[k].mel_lengths[0])
+    for k, (a, b) in enumerate(zip(exact, padded, strict=True)):
+        assert a.mel_lengths == b.mel_lengths and a.audio.shape == b.audio.shape
+        if k == longest:  # not padded beyond its own padded length: unchanged
+            assert _rel(b.mel, a.mel) < 1e-4
+        else:  # padded: the U-Net is not padding-invariant (how much, the voice tells)
+            assert _rel(b.mel, a.mel) > 1e-4
+    calls.clear()
+    tight, _ = synth.synthesize(TEXTS, max_padding=0.05, **kw)
+    for batch in calls:
+        assert fix_len_compatibility(max(batch)) <= fix_len_compatibility(min(batch)) * 1.05
+    with pytest.raises(ValueError, match="max_padding must be >= 0"):
+        synth.synthesize(TEXTS, max_padding=-1, **kw)
+
+
 def test_graphs_are_traced_once_for_all_lengths_and_batch_sizes(synth, monkeypatch):
     monkeypatch.setattr(synth, "vocoder", _FakeVocoder())
     synth.synthesize(TEXTS[:2], steps=2, seed=0, batch_size=2)

@@ -80,12 +80,15 @@ class MicroBatcher:
         batch_wait_ms: How long to wait for more jobs after the first.
         queue_size: Most jobs waiting; `submit` raises `QueueFull` beyond it.
         name: The voice's name (for the worker thread and log messages).
+        max_padding: Passed to `Synthesizer.synthesize` (0: exact batches only).
     """
 
     def __init__(self, synthesizer: Synthesizer, max_batch: int = 8,
-                 batch_wait_ms: float = 10.0, queue_size: int = 64, name: str = "voice"):
+                 batch_wait_ms: float = 10.0, queue_size: int = 64, name: str = "voice",
+                 max_padding: float = 0.0):
         self.synthesizer = synthesizer
         self.max_batch = max_batch
+        self.max_padding = max_padding
         self.batch_wait = batch_wait_ms / 1000.0
         self.name = name
         self.stats = BatcherStats()
@@ -197,6 +200,7 @@ class MicroBatcher:
             speaker=settings.speaker, seed=[job.seed for job in jobs],
             first_piece=[job.first_piece for job in jobs],
             split_sentences=settings.split_sentences, batch_size=max(16, len(jobs)),
+            max_padding=self.max_padding,
         )
         seconds = time.perf_counter() - start
         results = []

@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=int, default=defaults.max_batch,
                    help=f"most requests per synthesis call; 1 turns micro-batching off "
                         f"(default {defaults.max_batch})")
+    p.add_argument("--max-padding", type=float, default=defaults.max_padding,
+                   help="batch sentences up to this fraction longer than a batch's "
+                        "shortest (padded); 0: only equal lengths, so a request's audio "
+                        "never depends on its batch "
+                        f"(default {defaults.max_padding:g})")
     p.add_argument("--batch-wait-ms", type=float, default=defaults.batch_wait_ms,
                    help="milliseconds to wait for more requests after the first "
                         f"(default {defaults.batch_wait_ms:g})")
@@ -55,6 +60,7 @@ def main(argv=None) -> None:
         settings = ServerSettings(
             voices=tuple(args.voice or ServerSettings().voices), max_chars=args.max_chars,
             max_steps=args.max_steps, max_batch=args.max_batch,
+            max_padding=args.max_padding,
             batch_wait_ms=args.batch_wait_ms, queue_size=args.queue_size,
             timeout=args.timeout, warmup=not args.no_warmup,
         )

@@ -19,6 +19,11 @@ class ServerSettings:
         batch_wait_ms: How long the batcher waits for more requests after the first
             arrives; 0 runs whatever is queued at once.
         max_batch: Most requests synthesised in one call (1 turns batching off).
+        max_padding: How much longer (as a fraction) than the shortest sentence of a
+            batch its longest may be: `Synthesizer.synthesize`'s ``max_padding``. 0
+            batches only sentences of one padded length, so a request's audio never
+            depends on what else was batched with it; above 0, batches are fuller (more
+            throughput) and the audio moves slightly with its batch.
         queue_size: Requests waiting per voice; more get 503 with ``Retry-After``.
         timeout: Seconds a request may wait and run before it gets 503.
         warmup: Trace the graphs at start-up (at each voice's own steps), so the
@@ -33,6 +38,7 @@ class ServerSettings:
     max_steps: int = 50
     batch_wait_ms: float = 10.0
     max_batch: int = 8
+    max_padding: float = 0.25
     queue_size: int = 64
     timeout: float = 120.0
     warmup: bool = True
@@ -46,6 +52,8 @@ class ServerSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+        if not self.max_padding >= 0:
+            raise ValueError(f"max_padding: expected a number >= 0, got {self.max_padding}")
         if not self.batch_wait_ms >= 0:
             raise ValueError(f"batch_wait_ms: expected a number >= 0, got {self.batch_wait_ms}")
         for name in ("temperature_range", "length_scale_range"):

@@ -79,7 +79,7 @@ class VoiceService:
         """Starts the batcher (and traces the graphs if the settings say so)."""
         s = self.settings
         self.batcher = MicroBatcher(self.synthesizer, s.max_batch, s.batch_wait_ms,
-                                    s.queue_size, self.name)
+                                    s.queue_size, self.name, s.max_padding)
         if s.warmup:
             await self.batcher.run_in_worker(self.synthesizer.warmup)
         self.batcher.start()
@@ -147,8 +147,9 @@ class VoiceService:
         seed, so the stream joined is the same audio (up to the rounding of batched
         kernels). Sentence ``j + 1`` is queued as soon as sentence ``j`` starts, so it
         is synthesised next (with other clients' requests) while ``j`` is sent and
-        played, and the first audio waits for one sentence only. When the consumer stops (the client left), sentences not yet
-        started are dropped. The timeout applies to each sentence.
+        played, and the first audio waits for one sentence only. When the consumer
+        stops (the client left), sentences not yet started are dropped. The timeout
+        applies to each sentence.
 
         Raises:
             QueueFull, Timeout, RequestError.
