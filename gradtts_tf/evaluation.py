@@ -167,7 +167,8 @@ class Recognizer:
             from pocketsphinx import Decoder
         except ImportError as e:  # pragma: no cover - depends on the environment
             raise ImportError(
-                "evaluation needs the 'pocketsphinx' package: pip install -e '.[eval]'"
+                "evaluation needs the 'pocketsphinx' package, a dependency of gradtts-tf: "
+                "reinstall the package (pip install -e .) or pip install pocketsphinx==5.1.1"
             ) from e
         self._decoder = Decoder(loglevel="FATAL")
 
