@@ -18,7 +18,7 @@ from gradtts_tf.voices import available_voices, resolve_voice
 VOICE = demo.DEFAULT_VOICE
 # What the slow demo test measures: the first 6 held-out sentences (61 words), the voice's
 # settings (10 steps, temperature 3.0, length scale 0.9), noise seed 0, Griffin-Lim,
-# PocketSphinx. Recorded (models/demo/evaluation_step20280*.json, first six rows): 10 of
+# PocketSphinx. Recorded (models/demo/evaluation.json, first six rows): 10 of
 # 61 words wrong (16.4 %) with seed 0, as in models/demo/README.md (this test, run
 # 2026-12-07: the same 10 words, sentence by sentence); seeds 1 / 2 give
 # 10 / 9 words, the TFLite float32 export 11 / 9 / 10 (seeds 0 / 1 / 2), so another noise
