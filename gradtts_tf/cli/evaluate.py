@@ -12,7 +12,7 @@ Held-out sentences of the demo dataset, as split during training::
 
 An exported TFLite folder (one precision), run by LiteRT as an app runs it::
 
-    python evaluate.py --tflite exported/int8 --config models/demo/config.yaml \
+    python evaluate.py --tflite exported/int8 --config gradtts_tf/voices/demo/config.yaml \
         --references data/demo --split val
 """
 
