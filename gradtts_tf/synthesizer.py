@@ -17,7 +17,7 @@ Synthesis runs in three stages, each timed for real-time factors:
    (and, on CPU, avoids computing on padding at all); ``max_padding`` > 0 trades that
    for fuller batches.
 3. **vocoder**: pieces of equal mel length are vocoded together (with ``max_padding``,
-   all pieces in length order, shorter mels padded with silence).
+   a decoder batch at once, shorter mels padded with silence).
 
 Every piece draws its noise from its own seed and its own length with the portable
 generator of `gradtts_tf.noise` (which the LiteRT runner and the TF.js page share, so
@@ -534,19 +534,12 @@ class Synthesizer:
                 start = time.perf_counter()
                 self._decode(batch, settings.steps, settings.temperature, stoc, spk)
                 timings.decoder += time.perf_counter() - start
-                if max_padding == 0:
-                    start = time.perf_counter()
-                    for same in _grouped(batch, lambda p: p.y_len, batch_size):
-                        self._vocode(same)
-                    timings.vocoder += time.perf_counter() - start
+                start = time.perf_counter()
+                for same in ([batch] if max_padding > 0 else
+                             _grouped(batch, lambda p: p.y_len, batch_size)):
+                    self._vocode(same)
+                timings.vocoder += time.perf_counter() - start
                 bar.update(len(batch))
-        if max_padding > 0:
-            # Padded: the vocoder takes every piece at once, in length order, in batches
-            # (its receptive field is local: silence padding touches only the last frames).
-            start = time.perf_counter()
-            for same in _batches(sorted(pieces, key=lambda p: p.y_len), batch_size):
-                self._vocode(same)
-            timings.vocoder += time.perf_counter() - start
 
         self._join(utts, pieces, sentence_pause)
         timings.audio = sum(len(u.audio) for u in utts if u.audio is not None) / self.sample_rate
