@@ -1,9 +1,9 @@
 """HTTP serving: throughput and latency of ``gradtts-serve`` under concurrent clients.
 
-The server runs as its own process (``python -m gradtts_tf.serve``, the demo voice, its
-own settings) on 127.0.0.1 and is driven by client threads (``http.client``) in this
-one. Every scenario sends the same requests: the first ``--requests`` sentences of the
-demo corpus's dev set, each with its own fixed seed. Scenarios, each on a fresh server:
+Each server configuration runs as its own process (``python -m gradtts_tf.serve``, the
+demo voice, its own settings) on 127.0.0.1, driven by client threads (``http.client``)
+in this one. Every scenario sends the same requests: the first ``--requests`` sentences
+of the demo corpus's dev set, each with its own fixed seed. Scenarios:
 
 * ``one at a time``: a single client, each request after the previous one's audio;
 * ``K clients``: ``--clients`` clients share the request list, so up to K requests
@@ -23,8 +23,10 @@ demo corpus's dev set, each with its own fixed seed. Scenarios, each on a fresh 
 one at a time; paragraphs: no batching).
 
 Reported: throughput (seconds of audio per second of wall time), request latency p50 /
-p95 and, streamed, the time to first audio p50 / p95. Bounded by ``--requests`` and
-``--max-seconds`` per scenario.
+p95 and, streamed, the time to first audio p50 / p95, each the median over ``--rounds``
+rounds; the rounds run every scenario in alternating order against servers that stay up,
+and the throughput ratio to a group's baseline is taken within each round. Bounded by
+``--requests`` and ``--max-seconds`` per scenario.
 
 Usage::
 
@@ -178,10 +180,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="stop a scenario's clients after this long (300)")
     parser.add_argument("--threads", type=int, default=2,
                         help="OMP_NUM_THREADS of the server (2)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="times every scenario runs, in alternating order (2)")
     parser.add_argument("--json", default=None, help="write the results to this JSON file")
     args = parser.parse_args(argv)
-    if args.clients < 1 or args.requests < 1:
-        parser.error("--clients and --requests must be >= 1")
+    if min(args.clients, args.requests, args.rounds) < 1:
+        parser.error("--clients, --requests and --rounds must be >= 1")
 
     from gradtts_tf.demo_data import load_corpus
 
@@ -190,44 +194,70 @@ def main(argv: list[str] | None = None) -> None:
     long_texts = paragraphs(dev, max(1, args.requests // 2))
     info = machine_info(args.threads)
     print_header("gradtts-serve under concurrent clients (demo voice)", info)
-    rows = []
-
-    def record(name: str, server_args: list[str], path: str, clients: int,
-               requests: list[str]) -> None:
-        server = Server(server_args, args.threads)
-        try:
-            row = run_scenario(server.port, path, requests, clients, args.max_seconds)
-            row.update(scenario=name, server_args=" ".join(server_args) or "(defaults)",
-                       path=path, **{f"server_{k}": v for k, v in server.health().items()})
-        finally:
+    k = args.clients
+    scenarios = [  # (name, server, path, clients, requests); a group's first is its baseline
+        ("one at a time", "batching", "/api/tts", 1, texts),
+        *((f"{k} clients, {name}", name, "/api/tts", k, texts) for name in SERVERS),
+        (f"{k} clients, paragraphs, no batching", "no batching", "/api/tts", k, long_texts),
+        (f"{k} clients, paragraphs, batching, whole", "batching", "/api/tts", k, long_texts),
+        (f"{k} clients, paragraphs, batching, streamed", "batching", "/api/tts/stream", k,
+         long_texts),
+    ]
+    groups = [scenarios[: 1 + len(SERVERS)], scenarios[1 + len(SERVERS):]]
+    # All servers stay up (an idle one costs no CPU), and the rounds alternate the order,
+    # so a slow spell of a shared machine does not land on one scenario only.
+    servers = {}
+    try:
+        for name, server_args in SERVERS.items():
+            servers[name] = Server(server_args, args.threads)
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in scenarios}
+        for r in range(args.rounds):
+            for name, server, path, clients, requests in (
+                    scenarios if r % 2 == 0 else scenarios[::-1]):
+                before = servers[server].health()
+                row = run_scenario(servers[server].port, path, requests, clients,
+                                   args.max_seconds)
+                after = servers[server].health()
+                row.update(scenario=name, round=r, server=server,
+                           server_args=" ".join(SERVERS[server]) or "(defaults)", path=path,
+                           server_batches=after["batches"] - before["batches"],
+                           server_jobs=after["jobs"] - before["jobs"])
+                runs[name].append(row)
+                print(format_table([row], ["scenario", "round", "requests", "throughput",
+                                           "latency_p50_s", "first_audio_p50_s",
+                                           "server_batches"]), flush=True)
+    finally:
+        for server in servers.values():
             server.stop()
-        rows.append(row)
-        print(format_table([row], ["scenario", "requests", "throughput", "latency_p50_s",
-                                   "latency_p95_s", "first_audio_p50_s",
-                                   "server_largest_batch"]), flush=True)
 
-    record("one at a time", SERVERS["batching"], "/api/tts", 1, texts)
-    for name, server_args in SERVERS.items():
-        record(f"{args.clients} clients, {name}", server_args, "/api/tts", args.clients,
-               texts)
-    record(f"{args.clients} clients, paragraphs, no batching", SERVERS["no batching"],
-           "/api/tts", args.clients, long_texts)
-    for how, path in (("whole", "/api/tts"), ("streamed", "/api/tts/stream")):
-        record(f"{args.clients} clients, paragraphs, batching, {how}", SERVERS["batching"],
-               path, args.clients, long_texts)
-
-    n_sentence_rows = 1 + len(SERVERS)
-    for group in (rows[:n_sentence_rows], rows[n_sentence_rows:]):
-        for row in group:
-            row["throughput_vs_baseline"] = row["throughput"] / group[0]["throughput"]
+    rows = []
+    for group in groups:
+        base = runs[group[0][0]]
+        for name, _server, path, clients, _requests in group:
+            per_round = runs[name]
+            ratios = [row["throughput"] / b["throughput"]
+                      for row, b in zip(per_round, base, strict=True)]
+            summary = {"scenario": name, "server_args": per_round[0]["server_args"],
+                       "path": path, "clients": clients, "rounds": len(per_round),
+                       "requests": sum(row["requests"] for row in per_round),
+                       "errors": sum(len(row["errors"]) for row in per_round),
+                       "throughput_vs_baseline": statistics.median(ratios),
+                       "throughput_vs_baseline_per_round": ratios}
+            for key in ("throughput", "latency_p50_s", "latency_p95_s",
+                        "first_audio_p50_s", "first_audio_p95_s"):
+                summary[key] = statistics.median(row[key] for row in per_round)
+            summary["requests_per_batch"] = (
+                sum(row["server_jobs"] for row in per_round)
+                / max(1, sum(row["server_batches"] for row in per_round)))
+            rows.append(summary)
     print()
     print(format_table(rows, ["scenario", "requests", "throughput",
                               "throughput_vs_baseline", "latency_p50_s",
                               "latency_p95_s", "first_audio_p50_s", "first_audio_p95_s",
-                              "server_batches", "server_largest_batch"]))
+                              "requests_per_batch"]))
     write_json(args.json, {"benchmark": "serve", "machine": info, "texts": len(texts),
-                           "paragraphs": len(long_texts), "results": rows})
-
+                           "paragraphs": len(long_texts), "results": rows,
+                           "runs": runs})
 
 if __name__ == "__main__":
     main()

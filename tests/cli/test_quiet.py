@@ -56,9 +56,20 @@ def _run(name: str, *args: str, timeout: float = 300) -> subprocess.CompletedPro
     )
 
 
+@pytest.fixture(scope="module")
+def help_runs() -> dict[str, subprocess.CompletedProcess]:
+    """Every program's ``--help``, run side by side (each is a separate process)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        runs = dict(zip(PROGRAMS, pool.map(lambda name: _run(name, "--help"), PROGRAMS),
+                        strict=True))
+    return runs
+
+
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
-def test_help_shows_usage_and_verbose_but_no_tensorflow_logs(name):
-    proc = _run(name, "--help")
+def test_help_shows_usage_and_verbose_but_no_tensorflow_logs(name, help_runs):
+    proc = help_runs[name]
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert re.search(r"^usage: ", proc.stdout, re.MULTILINE), proc.stdout[:500]
     assert "--verbose" in proc.stdout
