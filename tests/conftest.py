@@ -73,6 +73,14 @@ def demo_corpus(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def demo_synth():
+    """The packaged demo voice, loaded once (`Synthesizer.from_pretrained("demo")`)."""
+    from gradtts_tf import Synthesizer
+
+    return Synthesizer.from_pretrained("demo")
+
+
 # --------------------------------------------------------------------------- layer contract
 
 

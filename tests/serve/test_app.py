@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from gradtts_tf.audio import mel_from_config
 from gradtts_tf.serve import ServerSettings
 from gradtts_tf.serve.audio import pcm16, wav_stream_header
-from tests.serve.conftest import FAST, make_app
+from tests.serve._server import FAST, make_app
 
 TWO = "The sun rose over the hills. Birds began to sing."
 

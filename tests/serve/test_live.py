@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serve.conftest import FAST, live_server, make_app, serve_process
+from tests.serve._server import FAST, live_server, make_app, serve_process
 
 SENTENCES = " ".join(f"This is sentence number {k}, spoken in turn." for k in range(8))
 

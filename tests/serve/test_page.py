@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.serve.conftest import live_server, make_app
+from tests.serve._server import live_server, make_app
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "export" / "web"

@@ -1,11 +1,13 @@
-"""The server's fixtures: the demo voice loaded once, apps on it, a live uvicorn."""
+"""Helpers of the server's tests: apps on the demo voice, a live uvicorn, the program.
+
+(The demo voice itself, loaded once, is the ``demo_synth`` fixture of
+``tests/conftest.py``.)"""
 
 import socket
 import threading
 import time
 from contextlib import contextmanager
 
-import pytest
 import uvicorn
 
 from gradtts_tf import Synthesizer
@@ -13,11 +15,6 @@ from gradtts_tf.serve import ServerSettings, create_app
 
 # Two steps keep requests fast; the limits keep fuzzed requests small.
 FAST = {"steps": 2}
-
-
-@pytest.fixture(scope="session")
-def demo_synth() -> Synthesizer:
-    return Synthesizer.from_pretrained("demo")
 
 
 def free_port() -> int:
