@@ -30,6 +30,21 @@ def _pcm(data: bytes) -> np.ndarray:
     return np.frombuffer(data, "<i2")
 
 
+def _concurrently(client: TestClient, bodies: list[dict]) -> list:
+    """POSTs every body to /api/tts at once, each from its own thread; the responses."""
+    results = [None] * len(bodies)
+
+    def ask(k):
+        results[k] = client.post("/api/tts", json=bodies[k])
+
+    threads = [threading.Thread(target=ask, args=(k,)) for k in range(len(bodies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
     """Relative L2 distance. Batched and batch-1 kernels round differently (mels equal
     to ~1e-5), which Griffin-Lim's phase iterations grow to under 1e-2 of the audio;
@@ -156,17 +171,8 @@ def test_concurrent_requests_are_batched_and_each_equals_its_own(demo_synth):
     texts = [f"Request number {k} is here." for k in range(4)]
     with TestClient(make_app(demo_synth, batch_wait_ms=300, max_batch=8,
                              max_padding=0)) as c:
-        results = [None] * len(texts)
-
-        def ask(k):
-            results[k] = c.post("/api/tts", json={"text": texts[k], "seed": 100 + k,
-                                                  "format": "pcm", **FAST})
-
-        threads = [threading.Thread(target=ask, args=(k,)) for k in range(len(texts))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        results = _concurrently(c, [{"text": text, "seed": 100 + k, "format": "pcm", **FAST}
+                                    for k, text in enumerate(texts)])
         stats = c.get("/health").json()["voices"]["demo"]
     assert stats["largest_batch"] >= 2 and stats["jobs"] == 4 and stats["batches"] < 4
     for k, r in enumerate(results):
@@ -180,16 +186,7 @@ def test_concurrent_requests_are_batched_and_each_equals_its_own(demo_synth):
 def test_full_queue_is_503_with_retry_after_and_slow_requests_time_out(demo_synth):
     long_text = " ".join(["This sentence keeps the voice busy for a while."] * 6)
     with TestClient(make_app(demo_synth, queue_size=1, max_batch=1, batch_wait_ms=0)) as c:
-        results = []
-
-        def ask():
-            results.append(c.post("/api/tts", json={"text": long_text, **FAST}))
-
-        threads = [threading.Thread(target=ask) for _ in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        results = _concurrently(c, [{"text": long_text, **FAST}] * 6)
     codes = sorted(r.status_code for r in results)
     assert codes.count(200) >= 1 and codes.count(503) >= 1, codes
     busy = next(r for r in results if r.status_code == 503)
@@ -205,17 +202,8 @@ def test_padded_batches_are_fuller_and_stay_close(demo_synth):
              "The window by the stairs was open."]
     with TestClient(make_app(demo_synth, batch_wait_ms=300, max_batch=8,
                              max_padding=0.25)) as c:
-        results = [None] * len(texts)
-
-        def ask(k):
-            results[k] = c.post("/api/tts", json={"text": texts[k], "seed": k,
-                                                  "format": "pcm", **FAST})
-
-        threads = [threading.Thread(target=ask, args=(k,)) for k in range(len(texts))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        results = _concurrently(c, [{"text": text, "seed": k, "format": "pcm", **FAST}
+                                    for k, text in enumerate(texts)])
         stats = c.get("/health").json()["voices"]["demo"]
     assert stats["largest_batch"] == 3 and stats["batches"] == 1
     def mel(audio):  # Griffin-Lim's phases differ run to run: compare spectra
