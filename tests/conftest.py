@@ -5,6 +5,7 @@ for it, and `run_layer_test` (the Keras contract of a layer)."""
 from __future__ import annotations
 
 import inspect
+import os
 import tempfile
 from pathlib import Path
 
@@ -71,6 +72,16 @@ def demo_corpus(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo_corpus")
     build_demo_dataset(out, load_sentences()[:24], jobs=2, progress=False)
     return out
+
+
+def require(ok: bool, message: str) -> None:
+    """Skips the test locally but fails it under CI (``CI`` set) unless ``ok``: a tool
+    missing there (node, Chromium, the TF.js converter) must not hide a test."""
+    if ok:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")

@@ -42,6 +42,7 @@ from gradtts_tf.float_sums import torch_cpu_sum
 from gradtts_tf.model import GradTTS
 from gradtts_tf.ops import fix_len_compatibility, generate_path, sequence_mask
 from gradtts_tf.text import text_to_ids
+from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "export" / "web"
@@ -73,15 +74,6 @@ STEPS = 2
 TEMPERATURE = 1.5
 SYNTH_SCALE = 0.91
 MODES = ("eager", "function", "xla")
-
-
-def _require(ok: bool, message: str) -> None:
-    """Skips locally, fails under CI: missing tools must not hide a test there."""
-    if ok:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def _rel_err(ours, ref) -> float:
@@ -355,10 +347,10 @@ def _run_tfjs(exported) -> dict:
     try:
         converter_command()
     except ConverterNotFoundError as err:
-        _require(False, str(err))
-    _require(NODE is not None, "node not found: run `make web-deps`")
-    _require((WEB / "node_modules" / "@tensorflow" / "tfjs-backend-wasm").is_dir(),
-             "export/web/node_modules missing: run `make web-deps`")
+        require(False, str(err))
+    require(NODE is not None, "node not found: run `make web-deps`")
+    require((WEB / "node_modules" / "@tensorflow" / "tfjs-backend-wasm").is_dir(),
+            "export/web/node_modules missing: run `make web-deps`")
     out = exported.root / "tfjs"
     export_tfjs(None, out, savedmodel_dir=exported.savedmodel)
     keys = [(n, s) for n in EXPORTED for s in LENGTH_SCALES]

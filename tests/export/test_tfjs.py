@@ -38,6 +38,7 @@ from gradtts_tf.layers.hifigan import HiFiGANGenerator
 from gradtts_tf.model import GradTTS
 from gradtts_tf.synthesizer import Synthesizer
 from gradtts_tf.text import text_to_ids
+from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "export" / "web"
@@ -56,18 +57,10 @@ MEL_TOL_F16 = 2e-2
 GL_RMS_TOL = 5e-2
 
 
-def _require(ok: bool, message: str) -> None:
-    if ok:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 def _require_node_modules() -> None:
-    _require(NODE is not None, "node not found: run `make web-deps`")
-    _require((WEB / "node_modules" / "@tensorflow" / "tfjs-backend-wasm").is_dir(),
-             "export/web/node_modules missing: run `make web-deps`")
+    require(NODE is not None, "node not found: run `make web-deps`")
+    require((WEB / "node_modules" / "@tensorflow" / "tfjs-backend-wasm").is_dir(),
+            "export/web/node_modules missing: run `make web-deps`")
 
 
 def _rel_err(ours, ref) -> float:
@@ -93,7 +86,7 @@ def exported(tmp_path_factory):
     try:
         converter_command()
     except ConverterNotFoundError as err:
-        _require(False, str(err))
+        require(False, str(err))
     keras.utils.set_random_seed(5)
     model = GradTTS(
         n_vocab=149, n_enc_channels=32, filter_channels=64, filter_channels_dp=32,
@@ -244,7 +237,7 @@ def _realistic_mel() -> np.ndarray:
 
 def test_griffin_lim_and_wav_in_node(tmp_path):
     """JS Griffin-Lim vs `gradtts_tf.audio.griffin_lim`; JS WAV bytes vs `save_audio`."""
-    _require(NODE is not None, "node not found: run `make web-deps`")
+    require(NODE is not None, "node not found: run `make web-deps`")
     mel = _realistic_mel()
     mel.astype("<f4").tofile(tmp_path / "mel.f32")
     inverse_mel_basis(22050, 1024, 80, 0.0, 8000.0).astype("<f4").tofile(tmp_path / "inv.f32")
@@ -273,7 +266,7 @@ def test_griffin_lim_and_wav_in_node(tmp_path):
 def test_browser_demo(exported, tmp_path):
     """The page in headless Chromium: typed text -> audio matching Keras on the same noise."""
     _require_node_modules()
-    _require(Path(CHROMIUM).is_file(), f"{CHROMIUM} not found: run `make web-deps`")
+    require(Path(CHROMIUM).is_file(), f"{CHROMIUM} not found: run `make web-deps`")
     dist = tmp_path / "dist"
     subprocess.run([NODE, "build.mjs", os.fspath(dist)], cwd=WEB, check=True,
                    capture_output=True, timeout=120)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.conftest import require
 from tests.serve._server import live_server, make_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,21 +22,13 @@ CHROMIUM = "/usr/bin/chromium"
 TEXT = "Hello from the server. The second sentence follows."
 
 
-def _require(ok: bool, message: str) -> None:
-    if ok:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 @pytest.mark.slow
 def test_page_speaks_streams_and_downloads(demo_synth, tmp_path):
     node = shutil.which("node")
-    _require(node is not None, "node not found: run `make web-deps`")
-    _require((WEB / "node_modules" / "playwright-core").is_dir(),
-             "export/web/node_modules missing: run `make web-deps`")
-    _require(Path(CHROMIUM).is_file(), f"{CHROMIUM} not found: run `make web-deps`")
+    require(node is not None, "node not found: run `make web-deps`")
+    require((WEB / "node_modules" / "playwright-core").is_dir(),
+            "export/web/node_modules missing: run `make web-deps`")
+    require(Path(CHROMIUM).is_file(), f"{CHROMIUM} not found: run `make web-deps`")
     screenshot = tmp_path / "server_page.png"
     request = {
         "chromium": CHROMIUM, "user_data_dir": os.fspath(tmp_path / "profile"),
