@@ -154,28 +154,54 @@ def convert_graphs(
                 f"tensorflowjs_converter failed (exit {proc.returncode}):\n"
                 f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
             )
-    for _, dst in jobs:
+    for src, dst in jobs:
         path = dst / "model.json"
         model = json.loads(path.read_text())
-        normalise_signature(model)
+        normalise_signature(model, signature_output_names(src))
         unfuse_tensor_bias(model)
         path.write_text(json.dumps(model, separators=(",", ":")))
 
 
-def normalise_signature(model: dict[str, Any]) -> None:
-    """Keys the graph model's signature by the SavedModel's input names.
+def signature_output_names(saved_model_dir: str | os.PathLike) -> dict[str, str]:
+    """The output names of a SavedModel's ``serving_default`` by graph tensor name.
+
+    Args:
+        saved_model_dir: SavedModel folder.
+
+    Returns:
+        ``{"Identity_1": "xt_next", ...}``: the tensor each output of the signature's
+        function is (as the converter sees it) -> the output's name.
+    """
+    import tensorflow as tf
+
+    fn = tf.saved_model.load(os.fspath(saved_model_dir)).signatures["serving_default"]
+    specs = tf.nest.flatten(fn.structured_outputs)  # the order of fn.outputs
+    return {t.name.split(":")[0]: spec.name for spec, t in zip(specs, fn.outputs, strict=True)}
+
+
+def normalise_signature(
+    model: dict[str, Any], output_names: dict[str, str] | None = None
+) -> None:
+    """Keys the graph model's signature by the SavedModel's input and output names.
 
     The converter keys some inputs by tensor name (``"xt:0"``) and others by input
     name (``"mask"``); TF.js accepts either, but apps read the keys, so all become
-    input names. Outputs are already keyed by name (``"mu_y"``).
+    input names. It names an output after the SavedModel's only when no other output
+    has its dtype and shape: ``decoder_step``'s ``xt_next`` and ``x0`` come out as
+    ``"Identity"`` and ``"Identity_1"``, renamed here with ``output_names``.
 
     Args:
         model: Parsed ``model.json`` of a converted graph (changed in place).
+        output_names: `signature_output_names` of the SavedModel it was converted from.
     """
     signature = model.get("signature", {})
     for side in ("inputs", "outputs"):
         entries = signature.get(side, {})
         signature[side] = {key.split(":")[0]: value for key, value in entries.items()}
+    if output_names:
+        signature["outputs"] = {
+            output_names.get(key, key): value for key, value in signature["outputs"].items()
+        }
 
 
 _FUSED_BASE_OP = {"_FusedConv2D": "Conv2D", "_FusedMatMul": "MatMul",
