@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from gradtts_tf.runtime import CPU_MATH
+from gradtts_tf.solvers import SOLVERS
 
 
 class ConfigError(ValueError):
@@ -231,17 +232,23 @@ class SynthesisSettings:
     `Synthesizer`, the LiteRT runner, the programs' ``--steps``/``--temperature``/
     ``--length-scale``, the exporters, the sample logger and the browser page.
 
-    The official defaults: 10 reverse-diffusion steps, temperature 1.5 (the start
-    sample is ``mu_y + eps / temperature``), length scale 1 (> 1 speaks slower).
+    The official defaults: 10 reverse-diffusion steps of the ``euler`` solver,
+    temperature 1.5 (the start sample is ``mu_y + eps / temperature``), length scale 1
+    (> 1 speaks slower). ``solver`` is one of `gradtts_tf.solvers.SOLVERS`.
     """
 
     steps: int = 10
     temperature: float = 1.5
     length_scale: float = 1.0
+    solver: str = "euler"
 
     def __post_init__(self):
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
             raise ConfigError(f"steps: expected an integer >= 1, got {self.steps!r}")
+        if self.solver not in SOLVERS:
+            raise ConfigError(
+                f"solver: expected one of {', '.join(SOLVERS)}, got {self.solver!r}"
+            )
         for key in ("temperature", "length_scale"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
@@ -253,13 +260,17 @@ class SynthesisSettings:
         steps: int | None = None,
         temperature: float | None = None,
         length_scale: float | None = None,
+        solver: str | None = None,
     ) -> SynthesisSettings:
         """A copy with every setting that is not ``None`` replaced (and checked).
 
         Raises:
             ConfigError: A value out of range (a `ValueError`).
         """
-        given = {"steps": steps, "temperature": temperature, "length_scale": length_scale}
+        given = {
+            "steps": steps, "temperature": temperature, "length_scale": length_scale,
+            "solver": solver,
+        }
         return dataclasses.replace(self, **{k: v for k, v in given.items() if v is not None})
 
     @classmethod

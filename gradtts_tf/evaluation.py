@@ -642,6 +642,7 @@ def evaluate(
     progress: bool = False,
     audio_dir: str | os.PathLike | None = None,
     n_timesteps: int | None = None,
+    solver: str | None = None,
 ) -> Report:
     """Evaluates a synthesiser and the ceilings on the same sentences.
 
@@ -665,6 +666,7 @@ def evaluate(
         audio_dir: If given, the synthesised audio is also written there as
             ``model_NNN.wav`` (NNN: the sentence's position), the WAVs that were scored.
         n_timesteps: The earlier name of ``steps`` (deprecated).
+        solver: Reverse-diffusion solver (``None``: the synthesizer's, else euler).
 
     Returns:
         The `Report` (``report["model"].overall["wer"]``, ``report.save_json(path)``).
@@ -687,9 +689,9 @@ def evaluate(
     steps = renamed_steps(steps, n_timesteps)
     resolve = getattr(synthesizer, "synthesis_settings", None)
     if resolve is not None:
-        settings = resolve(steps, temperature, length_scale)
+        settings = resolve(steps, temperature, length_scale, solver)
     else:
-        settings = SynthesisSettings().override(steps, temperature, length_scale)
+        settings = SynthesisSettings().override(steps, temperature, length_scale, solver)
     recognizer = recognizer or Recognizer()
     report = Report(settings={
         "recognizer": "pocketsphinx en-us (default acoustic model, dictionary and LM)",

@@ -274,6 +274,8 @@ class GradTTS(keras.Model):
         stoc: bool = False,
         noise=None,
         seed: int | None = None,
+        solver: str = "euler",
+        step_noise=None,
     ):
         """Text ids to mel by the reverse diffusion (official ``GradTTS.forward``).
 
@@ -284,12 +286,15 @@ class GradTTS(keras.Model):
             temperature: Noise divisor: ``z = mu_y + eps / temperature``.
             length_scale: Multiplies predicted durations (> 1 is slower speech).
             spk: Speaker ids ``[B]`` (multi-speaker models).
-            stoc: Stochastic reverse SDE instead of the probability-flow ODE.
+            stoc: The official stochastic sampler (``solver="euler-sde"``).
             noise: Gaussian ``eps`` ``[B, T, n_feats]`` with ``T >= fix_len(max length)``;
                 drawn when ``None``.
             seed: When ``noise`` is ``None``, draw it statelessly from this seed (same
                 seed, same batch shape: same output); otherwise from the model's
                 seed generator.
+            solver: Reverse-diffusion solver (`gradtts_tf.solvers.SOLVERS`).
+            step_noise: A stochastic solver's per-step draws ``[steps, B, T, n_feats]``
+                (``T`` as ``noise``); drawn from the model's seed generator when ``None``.
 
         Returns:
             Dict with ``model_outputs`` (decoder mel ``[B, T_y, n_feats]``),
@@ -309,8 +314,11 @@ class GradTTS(keras.Model):
         else:
             noise = tf.cast(noise, "float32")[:, : tf.shape(mu_y)[1]]
         z = mu_y + noise / temperature
+        if step_noise is not None:
+            step_noise = tf.cast(step_noise, "float32")[:, :, : tf.shape(mu_y)[1]]
         mel = self.decoder.reverse_diffusion(
-            z, y_mask, mu_y, n_timesteps, stoc=stoc, spk_emb=self._speaker(spk)
+            z, y_mask, mu_y, n_timesteps, stoc=stoc, spk_emb=self._speaker(spk),
+            noise=step_noise, solver=solver,
         )
         mel = tf.cast(mel, "float32")
         return {

@@ -45,6 +45,7 @@ from gradtts_tf.config import Config, SynthesisSettings, renamed_steps
 from gradtts_tf.model import GradTTS, load_checkpoint
 from gradtts_tf.noise import piece_noise
 from gradtts_tf.ops import fix_len_compatibility, sequence_mask
+from gradtts_tf.solvers import STOCHASTIC_SOLVERS
 from gradtts_tf.text import text_to_ids
 from gradtts_tf.text.segment import DEFAULT_MAX_TOKENS, DEFAULT_SENTENCE_PAUSE, segment
 
@@ -311,8 +312,9 @@ class Synthesizer:
             )
         return self._align_fn
 
-    def _get_decode_fn(self, steps: int, stoc: bool):
-        key = (steps, stoc)
+    def _get_decode_fn(self, steps: int, solver: str):
+        key = (steps, solver)
+        stoc = solver in STOCHASTIC_SOLVERS
         if key not in self._decode_fns:
             n_feats = self.model.n_feats
             seq = tf.TensorSpec([None, None, n_feats], tf.float32)  # [B, T, n_feats]
@@ -328,8 +330,8 @@ class Synthesizer:
             def decode(mu, mask, eps, temperature, spk, noise):
                 z = mu + eps / temperature
                 return self.model.decoder.reverse_diffusion(
-                    z, mask, mu, steps, stoc=stoc, spk_emb=self._speaker_emb(spk),
-                    noise=noise if stoc else None,
+                    z, mask, mu, steps, spk_emb=self._speaker_emb(spk),
+                    noise=noise if stoc else None, solver=solver,
                 )
 
             self._decode_fns[key] = self._compile(decode, signature)
@@ -371,9 +373,10 @@ class Synthesizer:
                 p.y_len = int(y_lengths[i])
                 p.mu = mu_y[i, : p.y_len]  # [y_len, n_feats]
 
-    def _decode(self, batch: list[_Piece], steps: int, temperature: float, stoc: bool,
+    def _decode(self, batch: list[_Piece], steps: int, temperature: float, solver: str,
                 spk: int):
         """Stage 2 for pieces of one padded length: fills ``mel``."""
+        stoc = solver in STOCHASTIC_SOLVERS
         n_feats = self.model.n_feats
         t_pad = int(fix_len_compatibility(max(p.y_len for p in batch)))
         mu = np.zeros((len(batch), t_pad, n_feats), np.float32)  # [B, T, n_feats]
@@ -389,7 +392,7 @@ class Synthesizer:
         y_lengths = np.array([p.y_len for p in batch], np.int32)
         mask = sequence_mask(y_lengths, t_pad)[:, :, None]  # [B, T, 1]
         spks = np.full(len(batch), spk, np.int32)
-        decode = self._get_decode_fn(steps, stoc)
+        decode = self._get_decode_fn(steps, solver)
         mel = decode(mu, mask, eps, tf.constant(temperature, tf.float32), spks, noise).numpy()
         for i, p in enumerate(batch):
             p.mel = mel[i, : p.y_len]  # [y_len, n_feats]
@@ -434,6 +437,7 @@ class Synthesizer:
         n_timesteps: int | None = None,
         first_piece: Sequence[int] | None = None,
         max_padding: float = 0.0,
+        solver: str | None = None,
     ) -> tuple[list[Utterance], Timings]:
         """Synthesises several texts in batches; the workhorse of `tts`, `tts_batch`
         and ``inference.py``.
@@ -447,7 +451,7 @@ class Synthesizer:
             speaker: Speaker id of a multi-speaker model (default 0).
             seed: Base seed; text ``k`` uses ``seed + first_index + k``. ``None``
                 draws a random one. A sequence gives each text its own seed.
-            stoc: Stochastic reverse SDE instead of the probability-flow ODE.
+            stoc: The official stochastic sampler: ``solver="euler-sde"``.
             batch_size: Most pieces per encoder/decoder/vocoder call.
             split_sentences: Speak each sentence separately and join them.
             max_tokens: Longest piece in encoder ids (longer sentences are split at
@@ -469,6 +473,9 @@ class Synthesizer:
                 batches (throughput on a busy server), at the price of results that
                 depend slightly on the batch (the U-Net's GroupNorm and attention see
                 the padding, more of it the more it moves the mel).
+            solver: Reverse-diffusion solver, one of `gradtts_tf.solvers.SOLVERS`
+                (``None``: the voice's ``inference.solver``). The stochastic ones draw
+                their per-step noise from each text's seed as well.
 
         Returns:
             One `Utterance` per text and the `Timings` of the call.
@@ -478,7 +485,11 @@ class Synthesizer:
                 that cannot be spoken.
         """
         steps = renamed_steps(steps, n_timesteps)
-        settings = self.synthesis_settings(steps, temperature, length_scale)
+        if stoc:
+            if solver not in (None, "euler", "euler-sde"):
+                raise ValueError(f"stoc=True is the euler-sde solver; got solver={solver!r}")
+            solver = "euler-sde"
+        settings = self.synthesis_settings(steps, temperature, length_scale, solver)
         if sentence_pause < 0:
             raise ValueError(f"sentence_pause must be >= 0, got {sentence_pause}")
         if batch_size < 1:
@@ -532,7 +543,8 @@ class Synthesizer:
                 batches = _grouped(pieces, lambda p: fix_len_compatibility(p.y_len), batch_size)
             for batch in batches:
                 start = time.perf_counter()
-                self._decode(batch, settings.steps, settings.temperature, stoc, spk)
+                self._decode(batch, settings.steps, settings.temperature, settings.solver,
+                             spk)
                 timings.decoder += time.perf_counter() - start
                 start = time.perf_counter()
                 for same in ([batch] if max_padding > 0 else
@@ -580,22 +592,24 @@ class Synthesizer:
         steps: int | None = None,
         temperature: float | None = None,
         length_scale: float | None = None,
+        solver: str | None = None,
     ) -> SynthesisSettings:
         """The voice's settings (``config.inference``) with each given one in place.
 
         Raises:
             ValueError: A setting out of range.
         """
-        return self.config.inference.override(steps, temperature, length_scale)
+        return self.config.inference.override(steps, temperature, length_scale, solver)
 
-    def warmup(self, steps: int | None = None, stoc: bool = False, speaker: int | None = None):
+    def warmup(self, steps: int | None = None, stoc: bool = False, speaker: int | None = None,
+               solver: str | None = None):
         """Traces the synthesis graphs on a short text (so timings exclude tracing).
 
         Returns:
             Seconds it took.
         """
         start = time.perf_counter()
-        self.synthesize(["A."], steps=steps, stoc=stoc, speaker=speaker, seed=0)
+        self.synthesize(["A."], steps=steps, stoc=stoc, speaker=speaker, seed=0, solver=solver)
         return time.perf_counter() - start
 
     def tts(
@@ -621,8 +635,8 @@ class Synthesizer:
             speaker: Speaker id of a multi-speaker model.
             seed: Same seed, same audio; ``None`` for a random draw.
             n_timesteps: The earlier name of ``steps`` (deprecated).
-            **kwargs: ``stoc``, ``split_sentences``, ``max_tokens``, ``sentence_pause``
-                (see `synthesize`).
+            **kwargs: ``solver``, ``split_sentences``, ``max_tokens``,
+                ``sentence_pause``, ``stoc`` (see `synthesize`).
 
         Returns:
             ``(waveform float32 [samples] in [-1, 1], sample_rate)``.

@@ -9,14 +9,18 @@ import argparse
 import logging
 import sys
 
+from gradtts_tf.solvers import SOLVER_HELP, SOLVERS
+
 
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds ``--steps``, ``--temperature`` and ``--length-scale``.
+    """Adds ``--solver``, ``--steps``, ``--temperature`` and ``--length-scale``.
 
     Each defaults to ``None``: the voice's own setting (``inference`` in a run's
     ``config.yaml``, ``sampling`` in an export's ``model_info.json``; the official
     10 / 1.5 / 1.0 where the voice sets none). Check them with `check_sampling_arguments`.
     """
+    parser.add_argument("--solver", choices=SOLVERS, default=None,
+                        help=f"{SOLVER_HELP} (default: the voice's; euler if it sets none)")
     parser.add_argument("--steps", type=int, default=None,
                         help="reverse-diffusion steps (default: the voice's; 10 if it sets none)")
     parser.add_argument("--temperature", type=float, default=None,

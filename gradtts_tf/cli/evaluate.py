@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         synth, sentences, references, vocoders=vocoders, recordings=not args.no_recordings,
         audio_config=audio_config, steps=args.steps, temperature=args.temperature,
         length_scale=args.length_scale, speaker=args.speaker, seed=args.seed,
-        progress=not args.quiet,
+        progress=not args.quiet, solver=args.solver,
     )
     report.settings.update({
         "checkpoint": args.checkpoint, "tflite": args.tflite,

@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sampling_arguments(p)
     p.add_argument("--speaker", type=int, default=None, help="speaker id (multi-speaker)")
     p.add_argument("--stochastic", action="store_true",
-                   help="stochastic reverse SDE instead of the probability-flow ODE")
+                   help="the official stochastic sampler (the same as --solver euler-sde)")
     p.add_argument("--seed", type=int, default=None,
                    help="line n uses seed + n - 1 (random if not given; printed)")
     p.add_argument("--batch-size", type=int, default=16, help="sentences per model call")
@@ -83,6 +83,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_sampling_arguments(parser, args)
+    if args.stochastic:
+        if args.solver not in (None, "euler-sde"):
+            parser.error(f"--stochastic is --solver euler-sde; it cannot go with {args.solver}")
+        args.solver = "euler-sde"
     if args.batch_size < 1 or args.max_tokens < 1:
         parser.error("--batch-size and --max-tokens must be >= 1")
     if args.sentence_pause < 0:
@@ -118,13 +122,15 @@ def main(argv: list[str] | None = None) -> None:
           f"{synth.sample_rate} Hz; seed {seed}"
           + ("" if args.seed is not None else f" (--seed {seed} reproduces this run)"))
     try:
-        settings = synth.synthesis_settings(args.steps, args.temperature, args.length_scale)
+        settings = synth.synthesis_settings(
+            args.steps, args.temperature, args.length_scale, args.solver
+        )
     except ValueError as e:
         parser.error(str(e))
-    print(f"{settings.steps} reverse-diffusion steps, temperature {settings.temperature:g}, "
-          f"length scale {settings.length_scale:g}")
+    print(f"{settings.steps} reverse-diffusion steps ({settings.solver}), temperature "
+          f"{settings.temperature:g}, length scale {settings.length_scale:g}")
 
-    warm = synth.warmup(args.steps, stoc=args.stochastic, speaker=args.speaker)
+    warm = synth.warmup(settings.steps, speaker=args.speaker, solver=settings.solver)
     print(f"graph tracing and warm-up: {warm:.1f} s (not counted below)")
 
     out = Path(args.out)
@@ -135,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
         utts, timings = synth.synthesize(
             lines[first : first + LINES_PER_ROUND], steps=settings.steps,
             temperature=settings.temperature, length_scale=settings.length_scale,
-            speaker=args.speaker, seed=seed, stoc=args.stochastic, batch_size=args.batch_size,
+            speaker=args.speaker, seed=seed, solver=settings.solver, batch_size=args.batch_size,
             split_sentences=not args.no_split, max_tokens=args.max_tokens,
             sentence_pause=args.sentence_pause, first_index=first,
             progress=not args.no_progress,

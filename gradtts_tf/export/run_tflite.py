@@ -30,6 +30,7 @@ from gradtts_tf.cli import add_sampling_arguments, check_sampling_arguments
 from gradtts_tf.cli.quiet import add_verbose_argument, native_logs_filtered, quiet_tensorflow
 from gradtts_tf.config import SynthesisSettings, renamed_steps
 from gradtts_tf.noise import piece_noise
+from gradtts_tf.solvers import solver_plan
 from gradtts_tf.text import text_to_ids
 
 SIGNATURE = "serving_default"
@@ -322,8 +323,14 @@ class TFLiteSynthesizer:
         noise: np.ndarray | None = None,
         seed: int | None = None,
         speaker: int | None = None,
+        solver: str = "euler",
+        step_noise: np.ndarray | None = None,
     ) -> np.ndarray:
         """The host diffusion loop; returns the mel ``[y_lengths, n_feats]``.
+
+        Each step runs ``decoder_step`` with the time and coefficients of the solver's
+        plan (`gradtts_tf.solvers.solver_plan`) and passes its data prediction ``x0``
+        on to the next step, so every solver runs on the one exported graph.
 
         Args:
             enc: `encode`'s output.
@@ -332,23 +339,51 @@ class TFLiteSynthesizer:
             noise: ``eps`` ``[1, T_y, n_feats]`` (drawn with ``seed`` when ``None``).
             seed: Seed of the drawn noise.
             speaker: Speaker id (multi-speaker models).
+            solver: One of `gradtts_tf.solvers.SOLVERS`.
+            step_noise: The per-step draws of a stochastic solver ``[N, 1, T_y,
+                n_feats]`` (drawn with ``seed`` when ``None``, as the Keras
+                `Synthesizer` draws them).
         """
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
+        info = self.info["model"]
+        plan = solver_plan(solver, steps, info["beta_min"], info["beta_max"])
         mu, mask = enc["mu_y"], enc["y_mask"]  # [1, T_y, n_feats], [1, T_y, 1]
+        if seed is None and (noise is None or (plan.stochastic and step_noise is None)):
+            seed = secrets.randbelow(2**31)
         if noise is None:
             noise = self.noise(enc, seed)
         noise = np.asarray(noise, np.float32)[:, : mu.shape[1]]
+        if plan.stochastic and step_noise is None:
+            step_noise = self.step_noise(enc, seed, steps)
         x = (mu + noise / np.float32(temperature)) * mask
-        h = 1.0 / steps
+        x0 = np.zeros_like(x)
+        zeros = np.zeros_like(x)
         spk = self._spk(speaker)
         for i in range(steps):
-            # Times in float64 then rounded once, like GradTTS.synthesise.
-            t = np.array([1.0 - (i + 0.5) * h], np.float32)
-            x = self.decoder_step(
-                xt=x, mask=mask, mu=mu, t=t, h=np.array(h, np.float32), **spk
-            )["xt_next"]
+            out = self.decoder_step(
+                xt=x, mask=mask, mu=mu, t=np.array([plan.times[i]], np.float32),
+                coef=np.array(plan.coefs[i], np.float32), x0_prev=x0,
+                noise=np.asarray(step_noise[i], np.float32)[:, : mu.shape[1]]
+                if plan.stochastic else zeros,
+                **spk,
+            )
+            x, x0 = out["xt_next"], out["x0"]
         return x[0, : int(enc["y_lengths"][0])]  # [y_len, n_feats]
+
+    def step_noise(self, enc: dict[str, np.ndarray], seed: int, steps: int) -> np.ndarray:
+        """A stochastic solver's per-step draws ``[steps, 1, T_y, n_feats]``.
+
+        The portable generator's stream of the Keras `Synthesizer` (zeros after the
+        utterance's frames).
+        """
+        mu = enc["mu_y"]  # [1, T_y, n_feats]
+        frames = int(enc["y_lengths"][0])
+        draws = np.zeros((steps, *mu.shape), np.float32)
+        draws[:, 0, :frames] = piece_noise(
+            seed, 0, [steps, frames, mu.shape[2]], stochastic=True
+        )
+        return draws
 
     def mel_to_audio(self, mel: np.ndarray) -> np.ndarray:
         """Vocodes a mel ``[T, n_feats]`` to float32 audio ``[T * hop]`` in [-1, 1]."""
@@ -368,6 +403,7 @@ class TFLiteSynthesizer:
         steps: int | None = None,
         temperature: float | None = None,
         length_scale: float | None = None,
+        solver: str | None = None,
     ) -> SynthesisSettings:
         """The voice's settings (``sampling`` in ``model_info.json``; the official ones
         where absent) with each given one in place.
@@ -376,7 +412,7 @@ class TFLiteSynthesizer:
             ValueError: A setting out of range.
         """
         voice = SynthesisSettings.from_dict(self.info.get("sampling"))
-        return voice.override(steps, temperature, length_scale)
+        return voice.override(steps, temperature, length_scale, solver)
 
     def tts(
         self,
@@ -387,20 +423,23 @@ class TFLiteSynthesizer:
         speaker: int | None = None,
         seed: int | None = None,
         n_timesteps: int | None = None,
+        solver: str | None = None,
     ) -> tuple[np.ndarray, int]:
         """Text -> ``(float32 audio [samples] in [-1, 1], sample rate)``.
 
         The signature and result of `gradtts_tf.synthesizer.Synthesizer.tts`: the same
-        seed gives the same mel (the portable noise generator). ``steps``,
+        seed gives the same mel (the portable noise generator). ``steps``, ``solver``,
         ``temperature`` and ``length_scale`` default to the voice's settings
         (`synthesis_settings`); ``n_timesteps`` is the earlier name of ``steps``
         (deprecated). Each stage's time is left in `timings`.
         """
         steps = renamed_steps(steps, n_timesteps)
-        settings = self.synthesis_settings(steps, temperature, length_scale)
+        settings = self.synthesis_settings(steps, temperature, length_scale, solver)
         steps, temperature, length_scale = (
             settings.steps, settings.temperature, settings.length_scale
         )
+        if seed is None:
+            seed = secrets.randbelow(2**31)
         times = {}
         start = time.perf_counter()
         ids = self.text_to_ids(text)
@@ -409,7 +448,9 @@ class TFLiteSynthesizer:
         enc = self.encode(ids, length_scale, speaker)
         times["encoder"] = time.perf_counter() - mark
         mark = time.perf_counter()
-        mel = self.decode(enc, steps, temperature, seed=seed, speaker=speaker)
+        mel = self.decode(
+            enc, steps, temperature, seed=seed, speaker=speaker, solver=settings.solver
+        )
         times["decoder"] = time.perf_counter() - mark
         mark = time.perf_counter()
         audio = self.mel_to_audio(mel)
@@ -418,6 +459,7 @@ class TFLiteSynthesizer:
         times["audio"] = audio.shape[0] / self.sample_rate
         times["rtf"] = times["total"] / max(times["audio"], 1e-9)
         times["steps"] = steps
+        times["solver"] = settings.solver
         self.timings = times
         return audio, self.sample_rate
 
@@ -444,6 +486,7 @@ def main(argv: list[str] | None = None) -> None:
         audio, _ = tts.tts(
             args.text, steps=args.steps, temperature=args.temperature,
             length_scale=args.length_scale, speaker=args.speaker, seed=args.seed,
+            solver=args.solver,
         )
     except ValueError as err:  # e.g. nothing pronounceable in the text
         parser.exit(2, f"error: {err}\n")
@@ -453,7 +496,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.out}: {times['audio']:.2f} s of audio; load {tts.load_seconds * 1e3:.0f} ms, "
         f"front-end load {tts.frontend_load_seconds * 1e3:.0f} ms; front end "
         f"{times['frontend'] * 1e3:.0f} ms, encoder {times['encoder'] * 1e3:.0f} ms, "
-        f"{times['steps']} decoder steps {times['decoder'] * 1e3:.0f} ms, vocoder "
+        f"{times['steps']} {times['solver']} steps {times['decoder'] * 1e3:.0f} ms, vocoder "
         f"{times['vocoder'] * 1e3:.0f} ms, RTF {times['rtf']:.3f}"
     )
 

@@ -4,7 +4,7 @@
 holding ``config.yaml`` and ``model.weights.h5``::
 
     DIR/encoder/        text ids -> aligned prior mu_y, mel mask, mel length
-    DIR/decoder_step/   one reverse-diffusion (probability-flow ODE) step
+    DIR/decoder_step/   one reverse-diffusion solver step (any solver)
     DIR/vocoder/        mel -> waveform (only when a neural vocoder is given)
     DIR/model_info.json audio/text settings, tensor specs, vocoder description
     DIR/inv_mel_basis.f32  Griffin-Lim mel -> linear matrix (raw float32)
@@ -12,8 +12,10 @@ holding ``config.yaml`` and ``model.weights.h5``::
 Each SavedModel has one signature, ``serving_default``, with named inputs and outputs
 and ``None`` time dimensions (batch is 1). No graph contains a random op: the caller
 draws the starting noise, so every runtime gives the same result for the same noise.
-The host runs the diffusion loop, so the number of steps is chosen at run time. The
-tensors are documented in ``export/README.md``.
+The host runs the diffusion loop, so the solver and the number of steps are chosen at
+run time: it feeds each step the time and coefficients of `gradtts_tf.solvers.solver_plan`
+and carries the data prediction ``x0`` to the next step. The tensors are documented in
+``export/README.md``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from gradtts_tf.audio import inverse_mel_basis
 from gradtts_tf.cli.quiet import add_verbose_argument, quiet_tensorflow
 from gradtts_tf.config import Config
 from gradtts_tf.model import GradTTS, load_checkpoint
+from gradtts_tf.solvers import N_COEFS, SOLVERS
 from gradtts_tf.text import BLANK_ID, N_VOCAB, symbols
 
 logger = logging.getLogger(__name__)
@@ -47,7 +50,7 @@ GRAPHS = (ENCODER, DECODER_STEP, VOCODER)
 SIGNATURE = "serving_default"
 MANIFEST = "model_info.json"
 INV_MEL_FILE = "inv_mel_basis.f32"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # The U-Net halves the time axis twice: mel lengths are padded to a multiple of this.
 LENGTH_MULTIPLE = 4
 
@@ -88,10 +91,15 @@ def graph_specs(n_feats: int, multi_speaker: bool) -> dict[str, dict[str, list[S
                 ("mask", [1, "T_y", 1], "float32"),
                 ("mu", [1, "T_y", n_feats], "float32"),
                 ("t", [1], "float32"),
-                ("h", [], "float32"),
+                ("coef", [N_COEFS], "float32"),
+                ("x0_prev", [1, "T_y", n_feats], "float32"),
+                ("noise", [1, "T_y", n_feats], "float32"),
                 *spk,
             ],
-            "outputs": [("xt_next", [1, "T_y", n_feats], "float32")],
+            "outputs": [
+                ("xt_next", [1, "T_y", n_feats], "float32"),
+                ("x0", [1, "T_y", n_feats], "float32"),
+            ],
         },
         VOCODER: {
             "inputs": [("mel", [1, "T", n_feats], "float32")],
@@ -125,18 +133,21 @@ def encoder_function(model: GradTTS) -> Callable[..., dict[str, tf.Tensor]]:
 
 
 def decoder_step_function(model: GradTTS) -> Callable[..., dict[str, tf.Tensor]]:
-    """The ``decoder_step`` graph: one `Diffusion.reverse_step` (ODE sampler).
+    """The ``decoder_step`` graph: one `Diffusion.solver_step` (any solver's step).
 
     Args:
         model: The acoustic model.
 
     Returns:
-        ``fn(xt, mask, mu, t, h[, spk]) -> {xt_next}``.
+        ``fn(xt, mask, mu, t, coef, x0_prev, noise[, spk]) -> {xt_next, x0}``.
     """
 
-    def decoder_step(xt, mask, mu, t, h, spk=None):
+    def decoder_step(xt, mask, mu, t, coef, x0_prev, noise, spk=None):
         spk_emb = model._speaker(spk)
-        return {"xt_next": model.decoder.reverse_step(xt, mask, mu, t, h, spk_emb=spk_emb)}
+        x_next, x0 = model.decoder.solver_step(
+            xt, mask, mu, t, coef, x0_prev, noise, spk_emb=spk_emb
+        )
+        return {"xt_next": x_next, "x0": x0}
 
     return decoder_step
 
@@ -244,6 +255,8 @@ def manifest(config: Config, model: GradTTS, vocoder_kind: str) -> dict[str, Any
             "n_feats": model.n_feats, "n_spks": model.n_spks, "beta_min": model.beta_min,
             "beta_max": model.beta_max, "length_multiple": LENGTH_MULTIPLE,
         },
+        # What the host loop may run over decoder_step (gradtts_tf.solvers).
+        "solvers": list(SOLVERS),
         # The voice's synthesis defaults (config ``inference``), used by the runners.
         "sampling": dataclasses.asdict(config.inference),
         "vocoder": vocoder,

@@ -13,6 +13,7 @@ import keras
 from keras import ops
 
 from gradtts_tf.layers.score_estimator import GradLogPEstimator2d
+from gradtts_tf.solvers import SolverPlan, check_solver, solve, solver_plan, solver_step
 
 
 def get_noise(t, beta_init: float, beta_term: float, cumulative: bool = False):
@@ -188,24 +189,29 @@ class Diffusion(keras.layers.Layer):
         stoc: bool = False,
         spk_emb=None,
         noise=None,
+        solver: str = "euler",
     ):
-        """Euler-Maruyama solver of the reverse SDE from ``t = 1`` to 0 (official).
+        """Solves the reverse diffusion from ``t = 1`` to 0 with a named solver.
 
-        Step ``i`` uses ``t_i = 1 - (i + 0.5) h``, ``h = 1 / n_timesteps``. With
-        ``stoc=False`` it follows the probability-flow ODE
-        ``x -= 0.5 (mu - x - s) beta_t h``; with ``stoc=True`` the reverse SDE
-        ``x -= (0.5 (mu - x) - s) beta_t h + sqrt(beta_t h) eps``. Runs as a
-        ``while`` loop (constant graph size in ``n_timesteps``).
+        ``euler`` is the official sampler, computed as the official code does
+        (bit-for-bit): step ``i`` uses ``t_i = 1 - (i + 0.5) h``, ``h = 1 /
+        n_timesteps``, and follows the probability-flow ODE ``x -= 0.5 (mu - x - s)
+        beta_t h``; ``euler-sde`` (or ``stoc=True``) the reverse SDE ``x -= (0.5 (mu -
+        x) - s) beta_t h + sqrt(beta_t h) eps``. The other solvers run their
+        `gradtts_tf.solvers.SolverPlan`. Runs as a ``while`` loop (constant graph
+        size in ``n_timesteps``).
 
         Args:
             z: ``[B, T, n_feats]`` start sample (``mu + eps / temperature`` at synthesis).
             mask: ``[B, T, 1]``.
             mu: ``[B, T, n_feats]``.
-            n_timesteps: Number of steps (Python int >= 1).
-            stoc: Use the stochastic sampler.
+            n_timesteps: Number of estimator calls (Python int >= 1).
+            stoc: The official stochastic sampler (``solver="euler-sde"``).
             spk_emb: ``[B, spk_emb_dim]`` or ``None``.
-            noise: ``[n_timesteps, B, T, n_feats]`` standard normal draws for ``stoc``;
-                ``None`` draws them from the layer's ``SeedGenerator``. Ignored if not stoc.
+            noise: ``[n_timesteps, B, T, n_feats]`` standard normal draws for a
+                stochastic solver; ``None`` draws them from the layer's
+                ``SeedGenerator``. Ignored by the ODE solvers.
+            solver: One of `gradtts_tf.solvers.SOLVERS`.
 
         Returns:
             ``[B, T, n_feats]`` float32, masked.
@@ -213,6 +219,15 @@ class Diffusion(keras.layers.Layer):
         n_timesteps = int(n_timesteps)
         if n_timesteps < 1:
             raise ValueError(f"reverse_diffusion: n_timesteps must be >= 1, got {n_timesteps}")
+        check_solver(solver)
+        if stoc:
+            if solver not in ("euler", "euler-sde"):
+                raise ValueError(f"stoc=True is the euler-sde solver; got solver={solver!r}")
+            solver = "euler-sde"
+        plan = solver_plan(solver, n_timesteps, self.beta_min, self.beta_max)
+        if solver not in ("euler", "euler-sde"):
+            return self.sample(plan, z, mask, mu, spk_emb=spk_emb, noise=noise)
+        stoc = plan.stochastic
         self._ensure_built()
         z, mask, mu = _f32(z), _f32(mask), _f32(mu)
         h = 1.0 / n_timesteps
@@ -234,6 +249,55 @@ class Diffusion(keras.layers.Layer):
             )
 
         return ops.fori_loop(0, n_timesteps, step, z * mask)
+
+    def sample(self, plan: SolverPlan, z, mask, mu, spk_emb=None, noise=None):
+        """Runs a solver's plan with the estimator (see `gradtts_tf.solvers`).
+
+        Args:
+            plan: A `gradtts_tf.solvers.SolverPlan` (from ``solver_plan``).
+            z: ``[B, T, n_feats]`` start sample.
+            mask: ``[B, T, 1]``.
+            mu: ``[B, T, n_feats]``.
+            spk_emb: ``[B, spk_emb_dim]`` or ``None``.
+            noise: ``[steps, B, T, n_feats]`` draws for a stochastic plan; ``None``
+                draws them from the layer's ``SeedGenerator``.
+
+        Returns:
+            ``[B, T, n_feats]`` float32, masked.
+        """
+        self._ensure_built()
+        z, mask, mu = _f32(z), _f32(mask), _f32(mu)
+        if plan.stochastic:
+            if noise is None:
+                noise = keras.random.normal(
+                    (plan.steps, *ops.shape(z)), dtype="float32", seed=self.seed_generator
+                )  # [steps, B, T, n_feats]
+            noise = _f32(noise)
+        return solve(
+            lambda xt, t: self._estimate(xt, mask, mu, t, spk_emb), plan, z, mask, mu, noise
+        )
+
+    def solver_step(self, xt, mask, mu, t, coef, x0_prev, noise, spk_emb=None):
+        """One solver step from the estimator at ``(xt, t)``: the exported graphs' unit.
+
+        Args:
+            xt: ``[B, T, n_feats]`` current sample.
+            mask: ``[B, T, 1]``.
+            mu: ``[B, T, n_feats]``.
+            t: ``[B]`` the step's estimator time.
+            coef: ``[6]`` the step's coefficients (`gradtts_tf.solvers.SolverPlan`).
+            x0_prev: ``[B, T, n_feats]`` the previous step's data prediction (any
+                value when ``coef[2]`` is 0).
+            noise: ``[B, T, n_feats]`` standard normal draw (any value when ``coef[3]``
+                is 0).
+            spk_emb: ``[B, spk_emb_dim]`` or ``None``.
+
+        Returns:
+            ``(x_next, x0)``, both ``[B, T, n_feats]`` float32 and masked.
+        """
+        xt, mask, mu, t = _f32(xt), _f32(mask), _f32(mu), _f32(t)
+        score = self._estimate(xt, mask, mu, t, spk_emb)
+        return solver_step(score, xt, mask, mu, _f32(coef), _f32(x0_prev), _f32(noise))
 
     def reverse_step(self, xt, mask, mu, t, h, spk_emb=None, noise=None):
         """One Euler(-Maruyama) step of the reverse diffusion, from ``t`` to ``t - h``.
@@ -264,9 +328,12 @@ class Diffusion(keras.layers.Layer):
             dxt = 0.5 * (mu - xt - score) * noise_t * h
         return (xt - dxt) * mask
 
-    def call(self, z, mask, mu, n_timesteps: int = 10, stoc: bool = False, spk_emb=None):
+    def call(self, z, mask, mu, n_timesteps: int = 10, stoc: bool = False, spk_emb=None,
+             solver: str = "euler"):
         """Runs ``reverse_diffusion`` (official ``Diffusion.forward``); see there."""
-        return self.reverse_diffusion(z, mask, mu, n_timesteps, stoc=stoc, spk_emb=spk_emb)
+        return self.reverse_diffusion(
+            z, mask, mu, n_timesteps, stoc=stoc, spk_emb=spk_emb, solver=solver
+        )
 
     def compute_output_shape(self, z_shape, *args, **kwargs):
         return tuple(z_shape)

@@ -172,7 +172,7 @@ def create_app(settings: ServerSettings | None = None,
         return await speak(
             request, service(body.voice), body.text, body.format, body.seed,
             steps=body.steps, temperature=body.temperature,
-            length_scale=body.length_scale, speaker=body.speaker)
+            length_scale=body.length_scale, speaker=body.speaker, solver=body.solver)
 
     @app.get("/api/tts", responses={**AUDIO, **ERRORS}, response_class=Response,
              summary="Text to speech (query parameters, for simple clients)")
@@ -187,7 +187,8 @@ def create_app(settings: ServerSettings | None = None,
         Joined, the stream is POST /api/tts's audio for the same seed (up to
         the rounding of batched kernels)."""
         svc = service(body.voice)
-        job = svc.job_settings(body.steps, body.temperature, body.length_scale, body.speaker)
+        job = svc.job_settings(body.steps, body.temperature, body.length_scale, body.speaker,
+                               solver=body.solver)
         pieces = svc.sentences(body.text)
         seed = svc.seed(body.seed)
         chunks = svc.stream(pieces, job, seed)

@@ -37,6 +37,7 @@ class JobSettings:
     length_scale: float
     speaker: int
     split_sentences: bool = True
+    solver: str = "euler"
 
 
 @dataclass
@@ -200,7 +201,7 @@ class MicroBatcher:
             speaker=settings.speaker, seed=[job.seed for job in jobs],
             first_piece=[job.first_piece for job in jobs],
             split_sentences=settings.split_sentences, batch_size=max(16, len(jobs)),
-            max_padding=self.max_padding,
+            max_padding=self.max_padding, solver=settings.solver,
         )
         seconds = time.perf_counter() - start
         results = []

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from gradtts_tf.serve.settings import ServerSettings
+from gradtts_tf.solvers import SOLVERS
 
 MAX_SEED = 2**31 - 1
 AudioFormat = Literal["wav", "pcm"]
@@ -35,6 +36,7 @@ class VoiceInfo(BaseModel):
     speakers: int = Field(description="Speakers of the model (ids 0 .. speakers - 1).")
     sample_rate: int = Field(description="Samples per second of its audio.")
     steps: int = Field(description="Its default reverse-diffusion steps.")
+    solver: str = Field(description="Its default reverse-diffusion solver.")
     temperature: float = Field(description="Its default temperature.")
     length_scale: float = Field(description="Its default length scale.")
     vocoder: str = Field(description="What turns its mels into audio.")
@@ -105,6 +107,11 @@ def request_models(settings: ServerSettings, voices: list[str], max_speaker: int
         steps=(_number(int, 1, settings.max_steps) | None, Field(
             None,
             description="Reverse-diffusion steps (default: the voice's).")),
+        solver=(Literal[SOLVERS] | None, Field(
+            None,
+            description="Reverse-diffusion solver (default: the voice's): euler (the "
+                        "official sampler), euler-sde, dpmpp-2m (second order: fewer "
+                        "steps), ml-sde (maximum-likelihood SDE).")),
         temperature=(_number(float, low_t, high_t) | None, Field(
             None,
             description="Noise divisor of the start sample (default: the voice's).")),

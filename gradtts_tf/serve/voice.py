@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -72,7 +73,7 @@ class VoiceService:
             name=self.name, speakers=max(1, self.synthesizer.model.n_spks),
             sample_rate=self.sample_rate, steps=defaults.steps,
             temperature=defaults.temperature, length_scale=defaults.length_scale,
-            vocoder=type(self.synthesizer.vocoder).__name__,
+            solver=defaults.solver, vocoder=type(self.synthesizer.vocoder).__name__,
         )
 
     async def start(self) -> None:
@@ -92,7 +93,7 @@ class VoiceService:
     # ------------------------------------------------------------ requests
 
     def job_settings(self, steps, temperature, length_scale, speaker,
-                     split_sentences: bool = True) -> JobSettings:
+                     split_sentences: bool = True, solver: str | None = None) -> JobSettings:
         """The voice's defaults with the request's values in place, checked.
 
         Raises:
@@ -102,8 +103,9 @@ class VoiceService:
             spk = self.synthesizer.check_speaker(speaker)
         except ValueError as e:
             raise RequestError("speaker", str(e)) from None
-        s = self.synthesizer.synthesis_settings(steps, temperature, length_scale)
-        return JobSettings(s.steps, s.temperature, s.length_scale, spk, split_sentences)
+        s = self.synthesizer.synthesis_settings(steps, temperature, length_scale, solver)
+        return JobSettings(s.steps, s.temperature, s.length_scale, spk, split_sentences,
+                           s.solver)
 
     def sentences(self, text: str) -> list[str]:
         """The pieces ``text`` is spoken in.
@@ -154,8 +156,7 @@ class VoiceService:
         Raises:
             QueueFull, Timeout, RequestError.
         """
-        one = JobSettings(settings.steps, settings.temperature, settings.length_scale,
-                          settings.speaker, split_sentences=False)
+        one = dataclasses.replace(settings, split_sentences=False)
         loop = asyncio.get_running_loop()
         jobs: list[Job] = []
 

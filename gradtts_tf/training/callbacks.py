@@ -464,6 +464,7 @@ class SampleLogger(keras.callbacks.Callback):
                     ids, np.array([ids.shape[1]], np.int32), n_timesteps=self.settings.steps,
                     temperature=self.settings.temperature,
                     length_scale=self.settings.length_scale, spk=spk, seed=i,
+                    solver=self.settings.solver,
                 )
                 n = int(out["mel_lengths"][0])
                 decoder = out["model_outputs"][0, :n].numpy()

@@ -355,8 +355,10 @@ def make_fine_tune_mels(
         mu_y = tf.matmul(attn, mu_x)  # [1, T_pad, n_mels]
         eps = rng.standard_normal(mu_y.shape).astype(np.float32)
         z = mu_y + eps / settings.temperature
-        mel = model.decoder.reverse_diffusion(z, y_mask, mu_y, settings.steps, spk_emb=None
-                                              if spk is None else model._speaker(spk))
+        mel = model.decoder.reverse_diffusion(
+            z, y_mask, mu_y, settings.steps, solver=settings.solver,
+            spk_emb=None if spk is None else model._speaker(spk),
+        )
         np.save(out / f"{e['uid']}.npy", mel.numpy()[0, :t_y].astype(np.float32))
         written += 1
     return written

@@ -14,6 +14,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from gradtts_tf.config import Config
 from gradtts_tf.export.savedmodel import MANIFEST, export_savedmodels, graph_specs
 from gradtts_tf.model import GradTTS
+from gradtts_tf.solvers import SOLVERS, solver_plan
 from gradtts_tf.text import text_to_ids
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,15 +71,23 @@ def exported(request, tmp_path_factory):
     aligned = model.align(enc_in["x"], enc_in["x_lengths"], 1.2, spk=spk.get("spk"))
     mu, mask = aligned["mu_y"].numpy(), aligned["y_mask"].numpy()
     xt = (mu + np.random.default_rng(0).standard_normal(mu.shape).astype(np.float32)) * mask
-    dec_in = {"xt": xt, "mask": mask, "mu": mu, "t": np.array([0.75], np.float32),
-              "h": np.float32(0.25), **spk}
+    # The second step of DPM-Solver++(2M) (it uses x0_prev), with a noise term added
+    # so that every input of the graph counts.
+    plan = solver_plan("dpmpp-2m", 4, model.beta_min, model.beta_max)
+    coef = np.array(plan.coefs[1], np.float32)
+    coef[3] = 0.3
+    rng = np.random.default_rng(1)
+    dec_in = {"xt": xt, "mask": mask, "mu": mu, "t": np.array([plan.times[1]], np.float32),
+              "coef": coef, "x0_prev": rng.standard_normal(mu.shape).astype(np.float32),
+              "noise": rng.standard_normal(mu.shape).astype(np.float32), **spk}
     spk_emb = model._speaker(spk.get("spk"))
+    x_next, x0 = model.decoder.solver_step(
+        xt, mask, mu, dec_in["t"], coef, dec_in["x0_prev"], dec_in["noise"], spk_emb=spk_emb
+    )
     ref = {
         "encoder.mu_y": mu, "encoder.y_mask": mask,
         "encoder.y_lengths": aligned["y_lengths"].numpy(),
-        "decoder_step.xt_next": model.decoder.reverse_step(
-            xt, mask, mu, dec_in["t"], dec_in["h"], spk_emb=spk_emb
-        ).numpy(),
+        "decoder_step.xt_next": x_next.numpy(), "decoder_step.x0": x0.numpy(),
     }
     np.savez(
         folder / "inputs.npz",
@@ -102,6 +111,7 @@ def test_reloaded_outputs_match_keras(exported):
     assert ours["encoder.mu_y"].shape[1] % 4 == 0
     assert _rel_err(ours["encoder.mu_y"], ref["encoder.mu_y"]) < 1e-5
     assert _rel_err(ours["decoder_step.xt_next"], ref["decoder_step.xt_next"]) < 1e-5
+    assert _rel_err(ours["decoder_step.x0"], ref["decoder_step.x0"]) < 1e-5
 
 
 def test_signatures_have_dynamic_lengths(exported):
@@ -138,7 +148,8 @@ def test_manifest(exported):
     assert info["text"]["n_vocab"] == 149 and len(info["text"]["symbols"]) == 148
     assert info["vocoder"]["type"] == "griffin_lim"
     names = [i["name"] for i in info["graphs"]["decoder_step"]["inputs"]]
-    assert names[:5] == ["xt", "mask", "mu", "t", "h"]
+    assert names[:7] == ["xt", "mask", "mu", "t", "coef", "x0_prev", "noise"]
+    assert info["solvers"] == list(SOLVERS)
 
 
 def test_manifest_carries_the_voices_inference_settings(exported):

@@ -130,7 +130,10 @@ def test_graph_models_and_report(exported):
     }
     assert set(signatures["encoder"]["inputs"]) == {"x", "x_lengths", "length_scale"}
     assert set(signatures["encoder"]["outputs"]) == {"mu_y", "y_mask", "y_lengths"}
-    assert set(signatures["decoder_step"]["inputs"]) == {"xt", "mask", "mu", "t", "h"}
+    assert set(signatures["decoder_step"]["inputs"]) == {
+        "xt", "mask", "mu", "t", "coef", "x0_prev", "noise"
+    }
+    assert set(signatures["decoder_step"]["outputs"]) == {"xt_next", "x0"}
     assert set(signatures["vocoder"]["outputs"]) == {"audio"}
     for name, report in exported.reports.items():
         sizes = {g: f"{e['bytes'] / 1e3:.0f} kB" for g, e in report["graphs"].items()}

@@ -77,10 +77,12 @@ def exported(tmp_path_factory):
     return model, vocoder, out, report
 
 
-def _keras_synthesis(model, ids, steps, temperature, noise, length_scale=1.0):
+def _keras_synthesis(model, ids, steps, temperature, noise, length_scale=1.0,
+                     solver="euler", step_noise=None):
     out = model.synthesise(
         ids[None], np.array([len(ids)], np.int32), n_timesteps=steps,
-        temperature=temperature, length_scale=length_scale, noise=noise,
+        temperature=temperature, length_scale=length_scale, noise=noise, solver=solver,
+        step_noise=step_noise,
     )
     return out["model_outputs"].numpy()[0, : int(out["mel_lengths"][0])]
 
@@ -183,23 +185,36 @@ def test_decoder_step_parity(exported):
         mask = (np.arange(t_y) < t_y - 3).astype(np.float32)[None, :, None]  # [1, T, 1]
         mu = rng.standard_normal((1, t_y, 80)).astype(np.float32) * mask
         xt = rng.standard_normal((1, t_y, 80)).astype(np.float32) * mask
-        t_arr, h = np.array([t], np.float32), np.float32(0.1)
-        ours = graph(xt=xt, mask=mask, mu=mu, t=t_arr, h=h)["xt_next"]
-        ref = model.decoder.reverse_step(xt, mask, mu, t_arr, h)
-        assert _rel_err(ours, ref) < 1e-4
+        x0_prev = rng.standard_normal((1, t_y, 80)).astype(np.float32) * mask
+        noise = rng.standard_normal((1, t_y, 80)).astype(np.float32)
+        t_arr = np.array([t], np.float32)
+        coef = np.array([0.9, 0.05, -0.2, 0.3, 1.1, 0.4], np.float32)  # every term counts
+        ours = graph(xt=xt, mask=mask, mu=mu, t=t_arr, coef=coef, x0_prev=x0_prev,
+                     noise=noise)
+        ref = model.decoder.solver_step(xt, mask, mu, t_arr, coef, x0_prev, noise)
+        assert _rel_err(ours["xt_next"], ref[0]) < 1e-4
+        assert _rel_err(ours["x0"], ref[1]) < 1e-4
 
 
-@pytest.mark.parametrize("steps", [1, 4])
-def test_end_to_end_mel_float32(exported, steps):
+@pytest.mark.parametrize(
+    "solver,steps",
+    [("euler", 1), ("euler", 4), ("euler-sde", 3), ("dpmpp-2m", 1), ("dpmpp-2m", 4),
+     ("ml-sde", 4)],
+)
+def test_end_to_end_mel_float32(exported, solver, steps):
+    """The host loop over decoder_step gives Keras' mel for every solver."""
     model, _, out, _ = exported
     tts = TFLiteSynthesizer(out / "float32")
     ids = tts.text_to_ids(TEXTS[1])
     enc = tts.encode(ids)
     noise = standard_normal(7, enc["mu_y"].shape)
-    ours = tts.decode(enc, steps=steps, temperature=1.5, noise=noise)
-    ref = _keras_synthesis(model, ids, steps, 1.5, noise)
+    step_noise = tts.step_noise(enc, 11, steps)
+    ours = tts.decode(enc, steps=steps, temperature=1.5, noise=noise, solver=solver,
+                      step_noise=step_noise)
+    ref = _keras_synthesis(model, ids, steps, 1.5, noise, solver=solver,
+                           step_noise=step_noise)
     err = _rel_err(ours, ref)
-    print(f"float32 mel, {steps} steps: rel err {err:.2e}")
+    print(f"float32 mel, {solver} {steps} steps: rel err {err:.2e}")
     assert err < 1e-4
 
 
