@@ -18,8 +18,11 @@ FROM=${FROM:-demo}
 HELDOUT="[demo_0021, demo_0109, demo_0163, demo_0201, demo_0220, demo_0245, demo_0320,
   demo_0322, demo_0380, demo_0406, demo_0418, demo_0429, demo_0458, demo_0482, demo_0493,
   demo_0494, demo_0516, demo_0526, demo_0550, demo_0593]"
+# A run with checkpoints resumes from them (the trainer refuses a warm start into it).
+WARM=(--warm-start "$FROM")
+if [ -d "$RUN/checkpoints" ]; then WARM=(); fi
 timeout -s INT "${BUDGET:-36000}" nice -n 10 $PY train.py --config demo --data "$DATA" \
-  --out "$RUN" --epochs 100000 --warm-start "$FROM" \
+  --out "$RUN" --epochs 100000 "${WARM[@]}" \
   --set data.n_val=40 --set "data.val_ids=$HELDOUT" \
   --set train.learning_rate="${LR:-1.0e-4}" --set train.warmup_steps=200 \
   --set train.ema_decay=0.999 --set train.checkpoint_every_steps=500 \
