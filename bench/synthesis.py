@@ -213,8 +213,8 @@ class KerasContender:
         elif args.vocoder == "griffin-lim":
             self.vocode_item = _griffin_lim(work, self.config.audio.__dict__)
 
-    def _fn(self, steps: int, temperature: float):
-        key = (steps, temperature)
+    def _fn(self, steps: int, temperature: float, solver: str):
+        key = (steps, temperature, solver)
         if key not in self._fns:
             tf, model, ls = self.tf, self.model, self.args.length_scale
             from gradtts_tf.runtime import freeze
@@ -223,15 +223,16 @@ class KerasContender:
             self._fns[key] = freeze(
                 lambda x, x_lengths: model.synthesise(
                     x, x_lengths, n_timesteps=steps, temperature=temperature,
-                    length_scale=ls, seed=0,
+                    length_scale=ls, seed=0, solver=solver,
                 ),
                 [tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)],
             )
         return self._fns[key]
 
-    def run(self, x, x_lengths, steps: int, temperature: float, vocode: bool) -> dict[str, Any]:
+    def run(self, x, x_lengths, steps: int, temperature: float, vocode: bool,
+            solver: str = "euler") -> dict[str, Any]:
         start = time.perf_counter()
-        out = self._fn(steps, temperature)(x, x_lengths)
+        out = self._fn(steps, temperature, solver)(x, x_lengths)
         mel = out["model_outputs"].numpy()  # [B, T, n_mels]
         lengths = out["mel_lengths"].numpy()
         t_mel = time.perf_counter() - start
@@ -265,14 +266,16 @@ class TFLiteContender:
         if args.vocoder == "hifigan" and self.tts.vocoder is None:
             raise SystemExit(f"{model_dir} was exported without the HiFi-GAN vocoder graph")
 
-    def run(self, x, x_lengths, steps: int, temperature: float, vocode: bool) -> dict[str, Any]:
+    def run(self, x, x_lengths, steps: int, temperature: float, vocode: bool,
+            solver: str = "euler") -> dict[str, Any]:
         np = self.np
         start = time.perf_counter()
         mels = []
         for i, n in enumerate(x_lengths):
             enc = self.tts.encode(x[i, :n], self.args.length_scale)
             noise = np.zeros(enc["mu_y"].shape, np.float32) if temperature == float("inf") else None
-            mels.append(self.tts.decode(enc, steps, temperature, noise=noise, seed=i))
+            mels.append(self.tts.decode(enc, steps, temperature, noise=noise, seed=i,
+                                        solver=solver))
         t_mel = time.perf_counter() - start
         lengths = np.array([m.shape[0] for m in mels])
         mel = np.zeros((len(mels), lengths.max(), mels[0].shape[1]), np.float32)
@@ -374,14 +377,18 @@ def run_contender(args: argparse.Namespace) -> dict[str, Any]:
     n = int(check["lengths"][0])
     np.save(work / f"check_{args.worker}.npy", check["mel"][0, :n])
 
+    # The peer has only the official Euler sampler.
+    is_peer = args.worker.startswith("peer")
+    solver = {} if is_peer else {"solver": args.solver}
+    all_steps = args.peer_steps if is_peer and args.peer_steps else args.steps
     for batch in args.batch_sizes:
         x, xl = inputs[f"x_{batch}"], inputs[f"x_lengths_{batch}"]
-        for steps in args.steps:
-            probe = contender.run(x, xl, steps, args.temperature, vocode=False)
+        for steps in all_steps:
+            probe = contender.run(x, xl, steps, args.temperature, vocode=False, **solver)
             audio_s = float(np.sum(probe["lengths"])) * hop / sample_rate
             stats = measure_phases(
                 lambda x=x, xl=xl, steps=steps: contender.run(
-                    x, xl, steps, args.temperature, vocode
+                    x, xl, steps, args.temperature, vocode, **solver
                 )["times"],
                 args.warmup, args.reps,
             )
@@ -422,6 +429,15 @@ def main(argv: list[str] | None = None) -> None:
         help="default: all but tflite-int8 (a precision trade, opt-in like keras-bf16)",
     )
     parser.add_argument("--vocoder", choices=VOCODERS, default="hifigan")
+    parser.add_argument(
+        "--solver", default="euler",
+        help="reverse-diffusion solver of our contenders (the peer has Euler only)",
+    )
+    parser.add_argument(
+        "--peer-steps", nargs="+", type=int, default=None,
+        help="the peer's steps (default: --steps); with a single value, every row's "
+        "*_vs_peer compares with the peer at those steps",
+    )
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="model config")
     parser.add_argument("--temperature", type=float, default=1.5)
     parser.add_argument(
@@ -466,7 +482,7 @@ def main(argv: list[str] | None = None) -> None:
         if tmp is not None:
             tmp.cleanup()
     columns = (
-        "batch", "steps", "contender", "audio_s", "mel_s", "rtf_mel", "mel_vs_peer",
+        "batch", "steps", "contender", "solver", "audio_s", "mel_s", "rtf_mel", "mel_vs_peer",
         "total_s", "rtf_total", "total_vs_peer",
     )
     print()
@@ -487,6 +503,7 @@ def main(argv: list[str] | None = None) -> None:
             "settings": {
                 "config": args.config, "steps": args.steps, "batch_sizes": args.batch_sizes,
                 "contenders": args.contenders, "vocoder": args.vocoder,
+                "solver": args.solver, "peer_steps": args.peer_steps,
                 "temperature": args.temperature, "length_scale": args.length_scale,
                 "seed": args.seed, "reps": args.reps, "warmup": args.warmup,
                 "sentences": list(SENTENCES),
@@ -550,7 +567,8 @@ def _drive(args: argparse.Namespace, work: Path, notes: list[str]):
         *common, "--length-scale", str(args.length_scale),
         "--temperature", str(args.temperature), "--reps", str(args.reps),
         "--warmup", str(args.warmup), "--steps", *map(str, args.steps),
-        "--batch-sizes", *map(str, args.batch_sizes),
+        "--batch-sizes", *map(str, args.batch_sizes), "--solver", args.solver,
+        *(["--peer-steps", *map(str, args.peer_steps)] if args.peer_steps else []),
     ]
     if args.tflite_dir:
         worker_common += ["--tflite-dir", args.tflite_dir]
@@ -588,7 +606,9 @@ def _drive(args: argparse.Namespace, work: Path, notes: list[str]):
     for contender, result in results.items():
         raw.append({"contender": contender, **result})
         for r in result["runs"]:
-            peer = peer_runs.get((r["batch"], r["steps"]))
+            vs_steps = args.peer_steps[0] if args.peer_steps and len(args.peer_steps) == 1 \
+                else r["steps"]
+            peer = peer_runs.get((r["batch"], vs_steps))
             if peer and peer["mel_frames"] != r["mel_frames"]:
                 notes.append(
                     f"{contender} batch {r['batch']}: mel frames {r['mel_frames']} differ from "
@@ -596,6 +616,7 @@ def _drive(args: argparse.Namespace, work: Path, notes: list[str]):
                 )
             row = {
                 "batch": r["batch"], "steps": r["steps"], "contender": contender,
+                "solver": "euler" if contender.startswith("peer") else args.solver,
                 "audio_s": r["audio_s"],
             }
             for phase in ("mel", "total"):

@@ -21,15 +21,15 @@ the schedule; `solver_step` applies one step with backend ops. Keras, the export
 ``decoder_step`` graph and the host loops of the LiteRT runner and the browser page
 all run this one step, so a solver gives the same mel in every runtime.
 
-Solvers (the official time grid: ``steps`` equal steps in ``t`` from 1 to 0; the
-official temperature: the start is ``mu + eps / temperature``):
+Solvers (``steps`` equal steps in ``t`` down to 0, ``h = 1 / steps``; the official
+temperature: the start is ``mu + eps / temperature``):
 
-- ``euler``: the official sampler, Euler on the probability-flow ODE at the midpoints
-  ``t_i = 1 - (i + 1/2) h``. First order.
+- ``euler``: the official sampler, Euler on the probability-flow ODE, the estimator
+  called at the midpoints ``t_i = 1 - (i + 1/2) h``. First order.
 - ``euler-sde``: the official stochastic sampler, Euler-Maruyama on the reverse SDE at
   the same midpoints.
 - ``dpmpp-2m``: DPM-Solver++(2M) (Lu et al., 2022), a multistep exponential integrator
-  of the probability-flow ODE in the data prediction, on the grid ``t_i = 1 - i h``.
+  of the probability-flow ODE in the data prediction, second order, on `time_grid`.
   Its first step and its last step (to ``t = 0``, where the log-SNR step is infinite)
   are first order: the last one returns the data prediction.
 - ``ml-sde``: the maximum-likelihood reverse SDE solver of Popov et al. (ICLR 2022,
@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 SOLVERS = ("euler", "euler-sde", "dpmpp-2m", "ml-sde")
 STOCHASTIC_SOLVERS = ("euler-sde", "ml-sde")
@@ -175,29 +175,28 @@ def _ml_sde(sch: _Schedule, grid: list[float]) -> tuple[list, list]:
     return times, coefs
 
 
-def time_grid(kind: str, steps: int, sch: _Schedule, end: float = 1e-3) -> list[float]:
-    """``steps + 1`` decreasing times from 1: ``uniform`` to 0, ``logsnr`` to ``end``."""
-    if kind == "uniform":
-        return [1.0 - i / steps for i in range(steps)] + [0.0]
-    if kind == "uniform-end":
-        return [1.0 - i * (1.0 - end) / steps for i in range(steps + 1)]
-    if kind == "quadratic":
-        r = math.sqrt(end)
-        return [(1.0 - i * (1.0 - r) / steps) ** 2 for i in range(steps + 1)]
-    lam0, lam1 = sch.log_snr(1.0), sch.log_snr(end)
-    grid = [1.0]
-    for i in range(1, steps + 1):
-        target = lam0 + i * (lam1 - lam0) / steps
-        lo, hi = 0.0, 1.0  # log_snr decreases in t: bisect
-        for _ in range(60):
-            mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if sch.log_snr(mid) > target else (lo, mid)
-        grid.append(0.5 * (lo + hi))
-    return grid
+def time_grid(solver: str, steps: int) -> list[float]:
+    """The ``steps + 1`` times, from the start to 0, of ``dpmpp-2m`` and ``ml-sde``.
+
+    ``ml-sde``: the official uniform grid ``t_i = 1 - i h`` (``h = 1 / steps``), as
+    its authors run it. ``dpmpp-2m``: the same grid started a quarter step lower,
+    ``t_i = (1 - h / 4)(1 - i h)``: its first step turns the estimator's output into a
+    data prediction, dividing by ``alpha_t``, which is smallest (and the estimator's
+    error largest) at ``t = 1``. The start sample ``mu + eps / temperature`` is the
+    same; the shift leaves its distribution out of account by ``alpha^2 < 1e-4``.
+    BENCHMARKS.md ("Solvers") has the measurements behind the choice.
+    """
+    h = 1.0 / steps
+    start = 1.0 - 0.25 * h if solver == "dpmpp-2m" else 1.0
+    return [start * (1.0 - i * h) for i in range(steps)] + [0.0]
 
 
 def solver_plan(
-    solver: str, steps: int, beta_min: float, beta_max: float, grid: str | None = None
+    solver: str,
+    steps: int,
+    beta_min: float,
+    beta_max: float,
+    times: Sequence[float] | None = None,
 ) -> SolverPlan:
     """The evaluation times and step coefficients of ``solver`` at ``steps`` steps.
 
@@ -206,6 +205,9 @@ def solver_plan(
         steps: Number of estimator calls (>= 1).
         beta_min: Noise schedule at ``t = 0``.
         beta_max: Noise schedule at ``t = 1``.
+        times: ``dpmpp-2m`` and ``ml-sde`` only: ``steps + 1`` decreasing times in
+            ``(0, 1]`` then ``>= 0`` to run over instead of `time_grid` (the last one
+            is where the solver stops: above 0, the result is the sample at that time).
 
     Returns:
         A `SolverPlan`.
@@ -219,13 +221,24 @@ def solver_plan(
     steps = int(steps)
     sch = _Schedule(beta_min, beta_max)
     if solver in ("euler", "euler-sde"):
-        times, coefs = _euler(sch, steps, stochastic=solver == "euler-sde")
-    elif solver == "dpmpp-2m":
-        times, coefs = _dpmpp_2m(sch, time_grid(grid or "uniform", steps, sch))
+        if times is not None:
+            raise ValueError(f"times: {solver} runs on the official midpoint grid only")
+        evals, coefs = _euler(sch, steps, stochastic=solver == "euler-sde")
     else:
-        times, coefs = _ml_sde(sch, time_grid(grid or "uniform", steps, sch))
+        if times is None:
+            grid = time_grid(solver, steps)
+        else:
+            grid = [float(t) for t in times]
+            if len(grid) != steps + 1 or not all(
+                a > b >= 0.0 for a, b in zip(grid, grid[1:], strict=False)
+            ) or grid[0] > 1.0:
+                raise ValueError(
+                    f"times: expected {steps + 1} decreasing times in [0, 1], got {times!r}"
+                )
+        step = _dpmpp_2m if solver == "dpmpp-2m" else _ml_sde
+        evals, coefs = step(sch, grid)
     return SolverPlan(
-        solver, tuple(times), tuple(tuple(c) for c in coefs), solver in STOCHASTIC_SOLVERS
+        solver, tuple(evals), tuple(tuple(c) for c in coefs), solver in STOCHASTIC_SOLVERS
     )
 
 

@@ -29,14 +29,15 @@ def _score(y, t: float):
     return -(y - _alpha(t) * M0) / _marginal_var(t)
 
 
-def _ode_solution(y1):
+def _ode_solution(y1, t_end: float = 0.0):
     """The probability-flow ODE keeps ``(y_t - alpha_t M0) / sqrt(var_t)`` constant."""
-    return M0 + S0 * (y1 - _alpha(1.0) * M0) / math.sqrt(_marginal_var(1.0))
+    z = (y1 - _alpha(1.0) * M0) / math.sqrt(_marginal_var(1.0))
+    return _alpha(t_end) * M0 + math.sqrt(_marginal_var(t_end)) * z
 
 
-def _run_numpy(solver: str, steps: int, y1: np.ndarray) -> np.ndarray:
+def _run_numpy(solver: str, steps: int, y1: np.ndarray, times=None) -> np.ndarray:
     """The plan driven by `solver_step` on numpy arrays (mu = 0, no mask)."""
-    plan = solver_plan(solver, steps, BETA_MIN, BETA_MAX)
+    plan = solver_plan(solver, steps, BETA_MIN, BETA_MAX, times=times)
     y, y0 = y1, np.zeros_like(y1)
     for t, coef in zip(plan.times, plan.coefs, strict=True):
         y, y0 = solver_step(_score(y, t), y, 1.0, 0.0, np.asarray(coef), x0_prev=y0)
@@ -67,21 +68,56 @@ def test_plans_run_from_one_to_zero(solver):
     assert all(math.isfinite(c) for coef in plan.coefs for c in coef)
 
 
-def test_bad_solver_or_steps_say_what_is_allowed():
+def test_bad_solver_steps_or_times_say_what_is_allowed():
     with pytest.raises(ValueError, match="euler, euler-sde, dpmpp-2m, ml-sde"):
         solver_plan("heun", 4, BETA_MIN, BETA_MAX)
     with pytest.raises(ValueError, match="steps"):
         solver_plan("euler", 0, BETA_MIN, BETA_MAX)
+    with pytest.raises(ValueError, match="3 decreasing times"):
+        solver_plan("dpmpp-2m", 2, BETA_MIN, BETA_MAX, times=[1.0, 0.7, 0.8])
+    with pytest.raises(ValueError, match="midpoint grid"):
+        solver_plan("euler", 2, BETA_MIN, BETA_MAX, times=[1.0, 0.5, 0.0])
 
 
-@pytest.mark.parametrize("solver,order", [("euler", 1.0), ("dpmpp-2m", 2.0)])
-def test_ode_solvers_converge_at_their_order(solver, order):
+def test_dpmpp_2m_starts_a_quarter_step_below_one():
+    assert solver_plan("dpmpp-2m", 4, BETA_MIN, BETA_MAX).times == pytest.approx(
+        (0.9375, 0.703125, 0.46875, 0.234375)
+    )
+    assert solver_plan("ml-sde", 4, BETA_MIN, BETA_MAX).times == (1.0, 0.75, 0.5, 0.25)
+
+
+def test_euler_converges_at_first_order():
     y1 = np.array([-1.3, 0.2, 1.3])
-    exact = _ode_solution(y1)
     steps = [16, 32, 64, 128, 256]
-    errors = [float(np.max(np.abs(_run_numpy(solver, n, y1) - exact))) for n in steps]
-    print(solver, [f"{e:.2e}" for e in errors], [f"{o:.2f}" for o in _order(errors)])
-    assert all(abs(o - order) < 0.3 for o in _order(errors)[-2:])
+    errors = [float(np.max(np.abs(_run_numpy("euler", n, y1) - _ode_solution(y1))))
+              for n in steps]
+    print("euler", [f"{e:.2e}" for e in errors], [f"{o:.2f}" for o in _order(errors)])
+    assert all(abs(o - 1.0) < 0.2 for o in _order(errors)[-2:])
+
+
+def test_dpmpp_2m_converges_at_second_order():
+    """On a grid that stops short of t = 0 (where its steps are exponential
+    integrator steps of finite log-SNR length), the error falls as ``h^2``."""
+    y1 = np.array([-1.3, 0.2, 1.3])
+    t_end = 0.01
+    exact = _ode_solution(y1, t_end)
+    steps = [16, 32, 64, 128, 256]
+    errors = []
+    for n in steps:
+        times = [1.0 - i * (1.0 - t_end) / n for i in range(n + 1)]
+        errors.append(float(np.max(np.abs(_run_numpy("dpmpp-2m", n, y1, times) - exact))))
+    print("dpmpp-2m", [f"{e:.2e}" for e in errors], [f"{o:.2f}" for o in _order(errors)])
+    assert all(abs(o - 2.0) < 0.3 for o in _order(errors)[-2:])
+
+
+def test_dpmpp_2m_default_grid_converges():
+    """To t = 0 the last step is the data prediction: first order, and still exact in
+    the limit."""
+    y1 = np.array([-1.3, 0.2, 1.3])
+    errors = [float(np.max(np.abs(_run_numpy("dpmpp-2m", n, y1) - _ode_solution(y1))))
+              for n in (64, 128, 256, 512)]
+    print("dpmpp-2m to 0", [f"{e:.2e}" for e in errors], [f"{o:.2f}" for o in _order(errors)])
+    assert errors[-1] < 2e-3 and all(o > 0.8 for o in _order(errors))
 
 
 def _output_moments(solver: str, steps: int, start_std: float) -> tuple[float, float]:

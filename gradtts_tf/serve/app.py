@@ -21,6 +21,7 @@ from gradtts_tf.serve.batcher import QueueFull
 from gradtts_tf.serve.schemas import Error, Health, QueueState, VoiceList, request_models
 from gradtts_tf.serve.settings import ServerSettings
 from gradtts_tf.serve.voice import ClientGone, RequestError, Timeout, VoiceService, voice_name
+from gradtts_tf.solvers import SOLVERS
 from gradtts_tf.synthesizer import Synthesizer
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,8 @@ def create_app(settings: ServerSettings | None = None,
     @app.get("/api/voices", response_model=VoiceList, summary="Voices and limits")
     async def voices() -> VoiceList:
         return VoiceList(default=names[0], voices=[s.info() for s in services.values()],
-                         max_chars=settings.max_chars, max_steps=settings.max_steps)
+                         max_chars=settings.max_chars, max_steps=settings.max_steps,
+                         solvers=list(SOLVERS))
 
     @app.post("/api/tts", responses={**AUDIO, **ERRORS}, response_class=Response,
               summary="Text to speech")

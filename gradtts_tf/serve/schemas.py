@@ -49,6 +49,7 @@ class VoiceList(BaseModel):
     voices: list[VoiceInfo]
     max_chars: int = Field(description="Longest text a request may send.")
     max_steps: int = Field(description="Most steps a request may ask for.")
+    solvers: list[str] = Field(description="The reverse-diffusion solvers a request may name.")
 
 
 class QueueState(BaseModel):

@@ -59,7 +59,9 @@ def test_voices_health_and_schema(client, demo_synth):
     defaults = demo_synth.config.inference
     assert demo == {"name": "demo", "speakers": 1, "sample_rate": 22050,
                     "steps": defaults.steps, "temperature": defaults.temperature,
-                    "length_scale": defaults.length_scale, "vocoder": "GriffinLimVocoder"}
+                    "length_scale": defaults.length_scale, "solver": defaults.solver,
+                    "vocoder": "GriffinLimVocoder"}
+    assert voices["solvers"] == ["euler", "euler-sde", "dpmpp-2m", "ml-sde"]
     assert client.get("/health").json()["status"] == "ok"
     schema = client.get("/openapi.json").json()
     for path in ("/api/tts", "/api/tts/stream", "/api/voices", "/health", "/v1/audio/speech"):
@@ -92,6 +94,17 @@ def test_wav_equals_the_synthesizer_and_headers_report_it(client, demo_synth):
     r2 = client.post("/api/tts", json={"text": "Hello.", "format": "pcm",
                                        "seed": int(r1.headers["x-seed"]), **FAST})
     assert r1.content == r2.content
+
+
+@pytest.mark.parametrize("solver", ["dpmpp-2m", "ml-sde"])
+def test_a_request_names_its_solver(client, demo_synth, solver):
+    r = client.post("/api/tts", json={"text": "Hello there.", "seed": 3, "format": "pcm",
+                                      "solver": solver, **FAST})
+    assert r.status_code == 200, r.text
+    want, _ = demo_synth.tts("Hello there.", seed=3, solver=solver, **FAST)
+    euler, _ = demo_synth.tts("Hello there.", seed=3, solver="euler", **FAST)
+    np.testing.assert_array_equal(_pcm(r.content), _pcm(pcm16(want)))
+    assert not np.array_equal(_pcm(r.content), _pcm(pcm16(euler)))
 
 
 def test_stream_sends_sentences_that_join_to_the_whole_audio(client):
@@ -144,6 +157,7 @@ def test_openai_speech_request(client):
     ({"text": "Hi.", "length_scale": 1e9}, "less than or equal to 4"),
     ({"text": "Hi.", "seed": -1}, "greater than or equal to 0"),
     ({"text": "Hi.", "format": "ogg"}, "'wav' or 'pcm'"),
+    ({"text": "Hi.", "solver": "heun"}, "'dpmpp-2m'"),
     ({"text": "Hi.", "volume": 3}, "Extra inputs are not permitted"),
     ({}, "Field required"),
 ])
