@@ -1,8 +1,14 @@
 // The demo page: loads an export folder (default "model/", or ?model=URL), then text ->
-// speech on click. ?backend=cpu|webgl picks the TF.js backend (default: WebGL if it
-// works, else CPU). `window.gradtts` exposes the model and the last result for tests;
-// `window.gradtts.setNoise(array)` makes the next synthesis use that noise.
+// speech on click. The TF.js backend is the fastest one measured at load (WebGPU,
+// WebGL, WASM), unless ?backend=webgpu|webgl|wasm|cpu (or the Backend control) names
+// one; ?solver=NAME picks the initial solver, ?threads=N the WASM threads,
+// ?candidates=webgl,wasm the backends measured (software GPUs included when named). `window.gradtts` exposes the model, the
+// backend choice and the last result for tests; `window.gradtts.setNoise(array)` makes
+// the next synthesis use that noise.
 
+import {
+  BACKENDS, cachingReader, chooseBackend, encoderBackendFor, setWasmThreads,
+} from './backends.js';
 import { GradTTSWeb, NothingToSpeakError, httpReader, setWasmPaths, tf } from './synth.js';
 import { encodeWav } from './wav.js';
 
@@ -11,10 +17,24 @@ const params = new URLSearchParams(window.location.search);
 const STAGES = { encoder: 'Encoding text', diffusion: 'Reverse diffusion', vocoder: 'Vocoder', griffin_lim: 'Griffin-Lim' };
 const yieldToBrowser = () => new Promise((resolve) => setTimeout(resolve, 0));
 
-const state = { tts: null, noise: null, lastResult: null, audioUrl: null };
+const SOLVER_LABELS = {
+  euler: 'Euler (official ODE)',
+  'euler-sde': 'Euler-Maruyama (official SDE)',
+  'dpmpp-2m': 'DPM-Solver++ 2M (ODE)',
+  'ml-sde': 'Maximum-likelihood SDE',
+};
+const BACKEND_LABELS = {
+  auto: 'Fastest (measured at load)', webgpu: 'WebGPU', webgl: 'WebGL', wasm: 'WebAssembly', cpu: 'Plain JavaScript',
+};
+
+const state = { tts: null, noise: null, lastResult: null, audioUrl: null, backend: null };
 window.gradtts = {
   get tts() {
     return state.tts;
+  },
+  /** How the backend was chosen: {backend, mode, measurements, unavailable, details}. */
+  get backend() {
+    return state.backend;
   },
   get lastResult() {
     return state.lastResult;
@@ -47,25 +67,64 @@ function bindOutput(inputId, format) {
   update();
 }
 
-async function pickBackend() {
-  // The WASM binaries are served next to app.js (copied there by build.mjs).
-  setWasmPaths(new URL('./', window.location.href).href);
-  const wanted = params.get('backend');
-  for (const name of wanted ? [wanted] : ['webgl', 'wasm', 'cpu']) {
-    try {
-      if (await tf.setBackend(name)) {
-        await tf.ready();
-        // GPUs that cannot render float32 textures fall back to float16: too coarse here.
-        if (name === 'webgl' && !wanted && !tf.env().getBool('WEBGL_RENDER_FLOAT32_CAPABLE')) {
-          continue;
-        }
-        return name;
-      }
-    } catch (err) {
-      console.warn(`TF.js backend ${name} unavailable:`, err);
-    }
+const ms = (x) => `${x < 10 ? x.toFixed(1) : Math.round(x)} ms`;
+
+/** One line on how the backend was chosen, with the measured figures. */
+function describeBackend(choice) {
+  const parts = [`Backend: ${choice.backend} (${choice.details.summary})`];
+  const calls = Math.max(0, ...choice.measurements.map((m) => m.callsMs.length));
+  const figures = choice.measurements.map((m) => `${m.backend} ${ms(m.stepMs)}` +
+    (m.callsMs.length < calls ? ` (${m.callsMs.length} call: over twice the fastest)` : ''));
+  const frames = choice.measurements.length ? choice.measurements[0].frames : 0;
+  if (choice.encoderBackend) parts.push(`the text encoder on ${choice.encoderBackend}`);
+  if (choice.mode === 'chosen') parts.push('as asked');
+  if (choice.mode === 'only') parts.push('the only one available');
+  if (choice.mode === 'fallback') {
+    parts.push(`${choice.wanted} was asked for but is not available: ${choice.unavailable[choice.wanted]}`);
   }
-  throw new Error('no TF.js backend available');
+  if (figures.length) {
+    parts.push(`fastest measured: one diffusion step on ${frames} frames takes ${figures.join(', ')} ` +
+      `(median of ${calls} calls after a warm-up; ` +
+      `measured in ${choice.measureSeconds.toFixed(1)} s)`);
+  }
+  const missing = Object.entries(choice.unavailable).filter(([name]) => name !== choice.wanted);
+  if (missing.length) parts.push(`unavailable: ${missing.map(([k, v]) => `${k} (${v})`).join('; ')}`);
+  const skipped = Object.entries(choice.skipped);
+  if (skipped.length) parts.push(`not measured: ${skipped.map(([k, v]) => `${k} (${v})`).join('; ')}`);
+  return `${parts.join('; ')}.`;
+}
+
+function fillBackendControl(choice) {
+  const select = $('backend');
+  select.innerHTML = '';
+  for (const name of ['auto', ...BACKENDS]) {
+    const option = new Option(BACKEND_LABELS[name], name);
+    if (name in choice.unavailable) {
+      option.disabled = true;
+      option.title = choice.unavailable[name];
+    }
+    select.add(option);
+  }
+  select.value = choice.mode === 'chosen' ? choice.backend : 'auto';
+  // Another backend means loading the graphs again: reload the page with ?backend=.
+  select.addEventListener('change', () => {
+    const next = new URLSearchParams(window.location.search);
+    if (select.value === 'auto') next.delete('backend');
+    else next.set('backend', select.value);
+    window.location.search = next.toString();
+  });
+}
+
+function fillSolverControl(tts) {
+  const select = $('solver');
+  select.innerHTML = '';
+  for (const name of tts.solvers) select.add(new Option(SOLVER_LABELS[name] || name, name));
+  const wanted = params.get('solver');
+  if (wanted && !tts.solvers.includes(wanted)) {
+    showError(`?solver=${wanted} is not a solver of this voice: use one of ${tts.solvers.join(', ')} ` +
+      `(${tts.defaultSolver} is selected).`);
+  }
+  select.value = wanted && tts.solvers.includes(wanted) ? wanted : tts.defaultSolver;
 }
 
 async function synthesize() {
@@ -74,10 +133,12 @@ async function synthesize() {
   button.disabled = true;
   setState('busy');
   const steps = Number($('steps').value);
+  const solver = $('solver').value;
   try {
     const result = await state.tts.synthesize({
       text: $('text').value,
       steps,
+      solver,
       temperature: Number($('temperature').value),
       lengthScale: 1 / Number($('rate').value),
       seed: Number($('seed').value) || 0,
@@ -99,7 +160,7 @@ async function synthesize() {
     $('download').href = state.audioUrl;
     const seconds = result.audio.length / result.sampleRate;
     $('timing').textContent = `${seconds.toFixed(2)} s of audio in ${result.timings.total.toFixed(2)} s ` +
-      `(encoder ${result.timings.encoder.toFixed(2)} s, ${steps} steps ${result.timings.diffusion.toFixed(2)} s, ` +
+      `(encoder ${result.timings.encoder.toFixed(2)} s, ${steps} ${solver} steps ${result.timings.diffusion.toFixed(2)} s, ` +
       `${result.vocoder === 'graph' ? 'HiFi-GAN' : 'Griffin-Lim'} ${result.timings.vocoder.toFixed(2)} s)`;
     $('phonemes').textContent = `Symbols: ${result.phonemes}`;
     $('result').hidden = false;
@@ -125,12 +186,29 @@ async function main() {
   bindOutput('temperature', (v) => v.toFixed(2));
   bindOutput('rate', (v) => `${v.toFixed(2)}×`);
   try {
-    const backend = await pickBackend();
+    // The WASM binaries are served next to app.js (copied there by build.mjs).
+    setWasmPaths(new URL('./', window.location.href).href);
     const modelUrl = new URL(params.get('model') || 'model/', window.location.href);
-    state.tts = await GradTTSWeb.load(httpReader(modelUrl.href), {
-      onProgress: (fraction, what) => setProgress(fraction, `Loading ${what}…`),
+    const io = cachingReader(httpReader(modelUrl.href));
+    const info = await io.json('model_info.json');
+    if (!info.tfjs) throw new Error('model_info.json has no "tfjs" entry: export with python -m export.tfjs');
+    if (params.get('threads')) setWasmThreads(Number(params.get('threads')));
+    state.backend = await chooseBackend(io, info, {
+      wanted: params.get('backend'),
+      candidates: params.get('candidates') ? params.get('candidates').split(',') : null,
+      onProgress: (message) => setProgress(0, message),
     });
+    const { backend } = state.backend;
+    state.backend.encoderBackend = await encoderBackendFor(backend);
+    $('backend-info').textContent = describeBackend(state.backend);
+    fillBackendControl(state.backend);
+    state.tts = await GradTTSWeb.load(io, {
+      onProgress: (fraction, what) => setProgress(fraction, `Loading ${what}…`),
+      encoderBackend: state.backend.encoderBackend,
+    });
+    io.clear();
     const { tts } = state;
+    fillSolverControl(tts);
     if (tts.vocoder) {
       const option = new Option('HiFi-GAN (graph)', 'graph', true, true);
       $('vocoder').prepend(option);

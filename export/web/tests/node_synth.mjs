@@ -1,6 +1,7 @@
 // Runs the TF.js pipeline in node (CPU backend) on an export folder, for the parity tests.
 // Usage: node tests/node_synth.mjs REQUEST.json
 // REQUEST: {"model_dir", "out_dir", "text", "steps", "temperature", "length_scale",
+//           "solver" (optional: the export's default),
 //           "noise": "noise.f32" (raw float32) or null (then "seed", default 0, draws it),
 //           "vocoders": ["graph", "griffin_lim"],
 //           "wav_of": "samples.f32" (optional: also encode this waveform as WAV)}
@@ -33,6 +34,7 @@ for (const vocoder of request.vocoders) {
   const r = await tts.synthesize({
     text: request.text, steps: request.steps, temperature: request.temperature,
     lengthScale: request.length_scale, noise, seed: request.seed ?? 0, vocoder,
+    solver: request.solver ?? null,
   });
   writeF32(join(request.out_dir, 'mel.f32'), r.mel);
   writeF32(join(request.out_dir, `audio_${vocoder}.f32`), r.audio);
@@ -40,6 +42,7 @@ for (const vocoder of request.vocoders) {
   result.melFrames = r.melFrames;
   result.paddedFrames = r.paddedFrames;
   result.runs[vocoder] = r.timings;
+  result.solver = r.solver;
 }
 if (request.wav_of) {
   writeFileSync(join(request.out_dir, 'js.wav'), Buffer.from(encodeWav(readF32(request.wav_of), tts.sampleRate)));
