@@ -128,6 +128,22 @@ def test_inference_cli_cpu_math_bfloat16_runs_the_unet_in_bfloat16(ckpt, tmp_pat
     assert 0 < err.mean() < 0.01 * np.abs(exact).mean()
 
 
+def test_inference_cli_solver(ckpt, tmp_path, capsys):
+    """--solver reaches the decoder: the mel is the Synthesizer's with that solver."""
+    from gradtts_tf.synthesizer import Synthesizer
+
+    common = ["--checkpoint", str(ckpt), "--text", LINES[3], "--steps", "3", "--seed", "1",
+              "--save-mel", "--no-progress"]
+    inference.main([*common, "--out", str(tmp_path / "dpm"), "--solver", "dpmpp-2m"])
+    assert "3 reverse-diffusion steps (dpmpp-2m)" in capsys.readouterr().out
+    (utt,), _ = Synthesizer.from_pretrained(ckpt).synthesize(
+        [LINES[3]], steps=3, seed=1, solver="dpmpp-2m"
+    )
+    np.testing.assert_allclose(np.load(tmp_path / "dpm" / "0001.npy"), utt.mel, atol=1e-5)
+    inference.main([*common, "--out", str(tmp_path / "sde"), "--stochastic"])
+    assert "(euler-sde)" in capsys.readouterr().out
+
+
 def _cli_error(capsys, argv) -> str:
     """Runs inference.main expecting an argparse error: exit code 2, message on stderr."""
     with pytest.raises(SystemExit) as exc:
@@ -158,6 +174,8 @@ def test_inference_cli_rejects_bad_input(ckpt, tmp_path, capsys):
         (["--temperature", "0"], "--temperature must be > 0, got 0.0"),
         (["--length-scale", "-1"], "--length-scale must be > 0, got -1.0"),
         (["--sentence-pause", "-0.5"], "--sentence-pause must be >= 0"),
+        (["--solver", "heun"], "argument --solver: invalid choice: 'heun'"),
+        (["--stochastic", "--solver", "dpmpp-2m"], "--stochastic is --solver euler-sde"),
     ):
         err = _cli_error(capsys, ["--checkpoint", str(ckpt), "--text", "Hi.",
                                   "--out", str(tmp_path / "out"), *args])
