@@ -1,9 +1,10 @@
 """Reverse-diffusion solvers on a trained voice: quality against the number of steps.
 
 For each solver of `gradtts_tf.solvers` and each number of steps, on sentences the
-voice never trained on (default: the demo voice and the first sentences of its
-out-of-domain evaluation set, ``data/ood`` from ``python -m gradtts_tf.demo_data --out
-data/ood --corpus ood_eval``):
+voice never trained on (default: the demo voice and the first sentences of its dev set,
+``data/dev`` from ``python -m gradtts_tf.demo_data --out data/dev --corpus dev``: the
+set its synthesis settings are chosen on, so that its out-of-domain evaluation set stays
+unseen by the choice):
 
 * ``distance`` (ODE solvers only): RMS difference, over mel frames and bins, between the
   mel and the converged solution of the same probability-flow ODE from the same start
@@ -18,7 +19,8 @@ will). ``--plot`` draws quality against steps, one line per solver.
 
 Usage::
 
-    python -m bench.solvers --json bench/results/solvers.json --plot bench/results/solvers.png
+    python -m bench.solvers --sentences 24 --distance-sentences 6 \
+        --json bench/results/solvers.json --plot bench/results/solvers.png
 """
 
 from __future__ import annotations
@@ -104,10 +106,10 @@ def plot(rows: list[dict[str, Any]], ceilings: dict[str, Any], path: str) -> Non
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--voice", default="demo", help="run folder or installed voice")
-    parser.add_argument("--references", default="data/ood",
+    parser.add_argument("--references", default="data/dev",
                         help="recordings of sentences the voice never trained on")
-    parser.add_argument("--sentences", type=int, default=30, help="first N of them")
-    parser.add_argument("--distance-sentences", type=int, default=10,
+    parser.add_argument("--sentences", type=int, default=24, help="first N of them")
+    parser.add_argument("--distance-sentences", type=int, default=6,
                         help="first N of them for the distance to the converged ODE")
     parser.add_argument("--solvers", nargs="+", default=None, help="default: all")
     parser.add_argument("--steps", nargs="+", type=int, default=list(STEPS))
