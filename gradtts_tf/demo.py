@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from gradtts_tf.cli.quiet import add_verbose_argument, quiet_tensorflow
+from gradtts_tf.solvers import SOLVER_HELP, SOLVERS
 from gradtts_tf.voices import resolve_voice
 
 DEFAULT_VOICE = resolve_voice("demo")
@@ -100,6 +101,7 @@ def run(
     steps: int | None = None,
     export: bool = True,
     tfjs_quantize: str | None = "float16",
+    solver: str | None = None,
 ) -> dict:
     """Synthesises, evaluates and exports a voice; returns a summary (also ``summary.json``).
 
@@ -114,6 +116,7 @@ def run(
             like its temperature and length scale).
         export: Export TFLite (float32, float16) and TF.js.
         tfjs_quantize: TF.js weight storage (``None`` = float32).
+        solver: Reverse-diffusion solver (``None``: the voice's).
 
     Returns:
         ``{"samples", "evaluation", "tflite", "tfjs", "seconds", ...}``: paths and figures.
@@ -133,14 +136,15 @@ def run(
     sentences = heldout + list(NEW_SENTENCES)
     references = load_references(data, "val", config) if data is not None else []
     synth = Synthesizer.from_pretrained(voice)
-    settings = synth.synthesis_settings(steps)
+    settings = synth.synthesis_settings(steps, solver=solver)
     samples = out / "samples"
-    print(f"speaking {len(sentences)} sentences with {voice} ({settings.steps} diffusion "
-          f"steps, temperature {settings.temperature:g}, length scale "
+    print(f"speaking {len(sentences)} sentences with {voice} ({settings.steps} "
+          f"{settings.solver} diffusion steps, temperature {settings.temperature:g}, length scale "
           f"{settings.length_scale:g}, Griffin-Lim) and "
           "transcribing them with PocketSphinx ...", flush=True)
     report = evaluate(
         synth, sentences, references, vocoders=["griffin-lim"], steps=settings.steps,
+        solver=settings.solver,
         audio_dir=samples,
     )
     report.settings.update({"voice": str(voice), "references": str(data) if data else None})
@@ -223,6 +227,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-val", type=int, default=6, help="held-out sentences to speak")
     parser.add_argument("--steps", "--n-timesteps", type=int, default=None,
                         help="reverse-diffusion steps (default: the voice's inference config)")
+    parser.add_argument("--solver", choices=SOLVERS, default=None,
+                        help=f"{SOLVER_HELP} (default: the voice's)")
     parser.add_argument("--no-export", action="store_true", help="skip TFLite and TF.js")
     parser.add_argument("--tfjs-float32", action="store_true",
                         help="TF.js weights in float32 (default float16: half the download)")
@@ -244,7 +250,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     summary = run(
         args.voice, args.out, data=args.data, n_val=args.n_val, steps=args.steps,
-        export=not args.no_export, tfjs_quantize=None if args.tfjs_float32 else "float16",
+        solver=args.solver, export=not args.no_export,
+        tfjs_quantize=None if args.tfjs_float32 else "float16",
     )
     print(describe(summary))
 

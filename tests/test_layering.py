@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "gradtts_tf"
-LOWER = ["text", "audio.py", "ops.py", "float_sums.py", "noise.py", "layers", "model.py",
-         "config.py", "voices", "vocoder.py", "runtime.py"]
+LOWER = ["text", "audio.py", "ops.py", "float_sums.py", "noise.py", "solvers.py", "layers",
+         "model.py", "config.py", "voices", "vocoder.py", "runtime.py"]
 UPPER = ("gradtts_tf.training", "gradtts_tf.evaluation",
          "gradtts_tf.export", "gradtts_tf.convert", "gradtts_tf.cli", "gradtts_tf.demo",
          "gradtts_tf.vocoder_training", "gradtts_tf.hifigan", "gradtts_tf.data",

@@ -18,6 +18,7 @@ from gradtts_tf.cli import (
     show_data_report,
 )
 from gradtts_tf.cli.quiet import add_verbose_argument, quiet_tensorflow, start_xla_quietly
+from gradtts_tf.solvers import SOLVER_HELP, SOLVERS
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,6 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--steps", "--n-timesteps", type=int, default=None,
                         help="reverse steps for --make-fine-tune-mels (default: the voice's)")
+    parser.add_argument("--solver", choices=SOLVERS, default=None,
+                        help=f"{SOLVER_HELP}, for --make-fine-tune-mels (default: the voice's)")
     add_verbose_argument(parser)
     args = parser.parse_args(argv)
     show_data_report()
@@ -45,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
 
         start_xla_quietly()  # the alignment search compiles with XLA
         n = make_fine_tune_mels(args.make_fine_tune_mels, args.data, args.out,
-                                steps=args.steps)
+                                steps=args.steps, solver=args.solver)
         print(f"wrote {n} mels to {args.out}")
         return
     if not args.config:

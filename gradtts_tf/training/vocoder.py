@@ -305,6 +305,7 @@ def make_fine_tune_mels(
     steps: int | None = None,
     temperature: float | None = None,
     seed: int = 0,
+    solver: str | None = None,
 ) -> int:
     """Writes Grad-TTS mels aligned to the real audio, for vocoder fine-tuning.
 
@@ -320,6 +321,7 @@ def make_fine_tune_mels(
         steps: Reverse diffusion steps (``None``: the voice's ``inference`` setting).
         temperature: Prior temperature (likewise).
         seed: Noise seed.
+        solver: Reverse-diffusion solver (likewise).
 
     Returns:
         Number of files written.
@@ -334,7 +336,7 @@ def make_fine_tune_mels(
     config = load_config(run / "config.yaml")
     model = GradTTS.from_config_tree(config)
     model.load_weights(run / "model.weights.h5")
-    settings = config.inference.override(steps, temperature)
+    settings = config.inference.override(steps, temperature, solver=solver)
     manifest = prepare_corpus(data_path, config)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
