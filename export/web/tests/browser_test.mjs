@@ -14,9 +14,10 @@
 //             runs, OUT/browser_mel.f32, OUT/browser_audio_<vocoder>.f32, OUT/browser.wav:
 //             the download link's bytes), "gl_mel": [...] (OUT/browser_gl.f32: the page's
 //             Griffin-Lim of it),
-//           "solver_runs": [{"solver", "seed", "steps"?, "text"?, "repeats"?, "vocoder"?}]
-//             (seeded runs through the Solver control: OUT/browser_mel_<solver>.f32 and
-//             every repeat's timings)}
+//           "solver_runs": [{"solver", "seed", "steps"?, "text"?, "vocoder"?, "repeats"?,
+//             "max_seconds"?, "min_repeats"?}] (seeded runs through the Solver control:
+//             OUT/browser_mel_<solver>.f32 and every repeat's timings; repeating stops
+//             after max_seconds once min_repeats are done)}
 // Prints a JSON summary on stdout.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -74,6 +75,7 @@ try {
   summary.info = await page.textContent('#info');
   summary.backend_info = await page.textContent('#backend-info');
   summary.cross_origin_isolated = await page.evaluate(() => window.crossOriginIsolated);
+  summary.user_agent = await page.evaluate(() => navigator.userAgent);
   summary.solver_options = await page.$$eval('#solver option', (os) => os.map((o) => o.value));
   summary.solver_selected = await page.inputValue('#solver');
   summary.backend_options = await page.$$eval('#backend option',
@@ -158,7 +160,10 @@ try {
     if (run.vocoder) await page.selectOption('#vocoder', run.vocoder);
     const repeats = [];
     let last = null;
+    const runStart = Date.now();
     for (let k = 0; k < (run.repeats || 1); k += 1) {
+      if (run.max_seconds && k >= (run.min_repeats || 1)
+          && (Date.now() - runStart) / 1000 > run.max_seconds) break;
       const { result, progress, wallSeconds } = await speak();
       last = result;
       repeats.push({
