@@ -27,7 +27,11 @@ const BACKEND_LABELS = {
   auto: 'Fastest (measured at load)', webgpu: 'WebGPU', webgl: 'WebGL', wasm: 'WebAssembly', cpu: 'Plain JavaScript',
 };
 
-const state = { tts: null, noise: null, lastResult: null, audioUrl: null, backend: null };
+// lengthScale: the voice's own until the rate slider moves (its 0.05 steps cannot hold
+// every 1 / length_scale, e.g. 1 / 0.9).
+const state = {
+  tts: null, noise: null, lastResult: null, audioUrl: null, backend: null, lengthScale: null,
+};
 window.gradtts = {
   get tts() {
     return state.tts;
@@ -140,7 +144,7 @@ async function synthesize() {
       steps,
       solver,
       temperature: Number($('temperature').value),
-      lengthScale: 1 / Number($('rate').value),
+      lengthScale: state.lengthScale ?? 1 / Number($('rate').value),
       seed: Number($('seed').value) || 0,
       noise: state.noise,
       vocoder: $('vocoder').value,
@@ -218,6 +222,10 @@ async function main() {
     if (defaults.temperature) $('temperature').value = defaults.temperature;
     if (defaults.length_scale) $('rate').value = 1 / defaults.length_scale;
     ['steps', 'temperature', 'rate'].forEach((id) => $(id).dispatchEvent(new Event('input')));
+    if (defaults.length_scale) state.lengthScale = defaults.length_scale;
+    $('rate').addEventListener('input', () => {
+      state.lengthScale = null;
+    });
     const mb = tts.stats.graphBytes / 1e6;
     const quant = tts.info.tfjs.quantization || 'float32';
     $('info').textContent = `Model: ${mb.toFixed(1)} MB of graphs (${quant} weights), loaded in ` +
