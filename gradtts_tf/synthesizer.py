@@ -621,6 +621,7 @@ class Synthesizer:
         speaker: int | None = None,
         seed: int | None = None,
         n_timesteps: int | None = None,
+        solver: str | None = None,
         **kwargs,
     ) -> tuple[np.ndarray, int]:
         """Text to speech.
@@ -635,8 +636,9 @@ class Synthesizer:
             speaker: Speaker id of a multi-speaker model.
             seed: Same seed, same audio; ``None`` for a random draw.
             n_timesteps: The earlier name of ``steps`` (deprecated).
-            **kwargs: ``solver``, ``split_sentences``, ``max_tokens``,
-                ``sentence_pause``, ``stoc`` (see `synthesize`).
+            solver: Reverse-diffusion solver (``None``: the voice's; see `synthesize`).
+            **kwargs: ``split_sentences``, ``max_tokens``, ``sentence_pause``, ``stoc``
+                (see `synthesize`).
 
         Returns:
             ``(waveform float32 [samples] in [-1, 1], sample_rate)``.
@@ -646,7 +648,8 @@ class Synthesizer:
         """
         (utt,), _ = self.synthesize(
             [text], steps=renamed_steps(steps, n_timesteps), temperature=temperature,
-            length_scale=length_scale, speaker=speaker, seed=seed, skip_errors=False, **kwargs,
+            length_scale=length_scale, speaker=speaker, seed=seed, skip_errors=False,
+            solver=solver, **kwargs,
         )
         return utt.audio, self.sample_rate
 

@@ -158,9 +158,9 @@ def test_manifest_carries_the_voices_inference_settings(exported):
 
     model, _, _ = exported
     config = load_config(None, ["inference.temperature=3.0", "inference.length_scale=0.9",
-                                "inference.steps=25"])
+                                "inference.steps=25", "inference.solver=dpmpp-2m"])
     assert manifest(config, model, "griffin_lim")["sampling"] == {
-        "steps": 25, "temperature": 3.0, "length_scale": 0.9,
+        "steps": 25, "temperature": 3.0, "length_scale": 0.9, "solver": "dpmpp-2m",
     }
 
 

@@ -357,16 +357,23 @@ def test_runner_same_seed_same_audio(exported):
 def test_runner_defaults_are_the_voices_sampling_settings(exported, monkeypatch):
     _, _, out, _ = exported
     tts = TFLiteSynthesizer(out / "float32")
-    assert tts.info["sampling"] == {"steps": 10, "temperature": 1.5, "length_scale": 1.0}
+    assert tts.info["sampling"] == {
+        "steps": 10, "temperature": 1.5, "length_scale": 1.0, "solver": "euler"
+    }
     # As written by an export of a voice whose config sets `inference`.
-    monkeypatch.setitem(tts.info, "sampling",
-                        {"steps": 2, "temperature": 3.0, "length_scale": 0.8})
+    monkeypatch.setitem(tts.info, "sampling", {
+        "steps": 2, "temperature": 3.0, "length_scale": 0.8, "solver": "dpmpp-2m"
+    })
     a, _ = tts.tts(TEXTS[0], seed=11)
-    assert tts.timings["steps"] == 2
-    b, _ = tts.tts(TEXTS[0], steps=2, temperature=3.0, length_scale=0.8, seed=11)
+    assert tts.timings["steps"] == 2 and tts.timings["solver"] == "dpmpp-2m"
+    b, _ = tts.tts(TEXTS[0], steps=2, temperature=3.0, length_scale=0.8, seed=11,
+                   solver="dpmpp-2m")
     c, _ = tts.tts(TEXTS[0], steps=2, temperature=3.0, length_scale=1.0, seed=11)
+    d, _ = tts.tts(TEXTS[0], steps=2, temperature=3.0, length_scale=0.8, seed=11,
+                   solver="euler")
     np.testing.assert_array_equal(a, b)
     assert a.shape[0] < c.shape[0]
+    assert not np.array_equal(a, d)
 
 
 def test_evaluate_cli_scores_an_exported_folder(exported, demo_corpus, tmp_path):
