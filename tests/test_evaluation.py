@@ -224,7 +224,7 @@ def test_evaluate_report_and_json_schema(references, recognizer, tmp_path):
     )
     assert set(report.systems) == {"model", "recordings", "vocoded:griffin-lim"}
     assert synth.calls[0] == {"steps": 3, "temperature": 1.5, "length_scale": 1.0,
-                              "seed": 7}
+                              "solver": "euler", "seed": 7}
     model, recs = report["model"], report["recordings"]
     # Playing the recordings back scores exactly like the recordings.
     for m, r in zip(model.sentences[:2], recs.sentences, strict=True):
