@@ -85,20 +85,23 @@ def plot(rows: list[dict[str, Any]], ceilings: dict[str, Any], path: str) -> Non
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 3.4))
+    solvers = sorted({r["solver"] for r in rows})
+    colors = {s: f"C{i}" for i, s in enumerate(solvers)}
     for ax, metric in zip(axes, METRICS, strict=True):
-        for solver in sorted({r["solver"] for r in rows}):
+        for solver in solvers:
             points = [(r["steps"], r[metric]) for r in rows
                       if r["solver"] == solver and r[metric] is not None]
             if points:
-                ax.plot(*zip(*points, strict=True), marker="o", label=solver)
+                ax.plot(*zip(*points, strict=True), marker="o", label=solver,
+                        color=colors[solver])
         ceiling = ceilings.get(metric)
-        if ceiling is not None:
+        if ceiling:  # the recordings' MCD against themselves is 0: no line
             ax.axhline(ceiling, color="grey", linestyle=":", label="recordings")
         ax.set_xlabel("steps (estimator calls)")
         ax.set_title(metric + (" (to converged ODE)" if metric == "distance" else ""))
         ax.set_xticks(STEPS)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    axes[1].legend(fontsize=8)  # the quality panels have every solver
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
