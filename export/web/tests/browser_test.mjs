@@ -24,6 +24,8 @@ import { join } from 'node:path';
 
 import { chromium } from 'playwright-core';
 
+import { holdChildrenPriority } from './priority.mjs';
+
 const r = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const timeout = r.timeout_ms || 45000;
 const readF32 = (path) => {
@@ -32,6 +34,7 @@ const readF32 = (path) => {
 };
 const writeF32 = (path, values) => writeFileSync(path, Buffer.from(Float32Array.from(values).buffer));
 
+const releasePriority = holdChildrenPriority();
 const context = await chromium.launchPersistentContext(r.user_data_dir, {
   executablePath: r.chromium || '/usr/bin/chromium',
   headless: true,
@@ -45,6 +48,9 @@ const context = await chromium.launchPersistentContext(r.user_data_dir, {
 const summary = { console_errors: [], page_errors: [], requests_outside: [] };
 try {
   const page = context.pages()[0] || (await context.newPage());
+  // A busy page (a software GPU compiling shaders, a synchronous read) can hold its
+  // main thread longer than playwright's 30 s default for any action.
+  page.setDefaultTimeout(timeout);
   if (r.hardware_concurrency) {
     const cdp = await context.newCDPSession(page);
     await cdp.send('Emulation.setHardwareConcurrencyOverride', { hardwareConcurrency: r.hardware_concurrency });
@@ -206,5 +212,6 @@ try {
   if (r.screenshot) await page.screenshot({ path: r.screenshot, fullPage: true });
 } finally {
   await context.close();
+  releasePriority();
 }
 process.stdout.write(JSON.stringify(summary));

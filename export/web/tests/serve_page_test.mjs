@@ -10,8 +10,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 
 import { chromium } from 'playwright-core';
 
+import { holdChildrenPriority } from './priority.mjs';
+
 const r = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const timeout = r.timeout_ms || 60000;
+const releasePriority = holdChildrenPriority();
 const context = await chromium.launchPersistentContext(r.user_data_dir, {
   executablePath: r.chromium || '/usr/bin/chromium',
   headless: true,
@@ -65,5 +68,6 @@ try {
   await page.screenshot({ path: r.screenshot, fullPage: true });
 } finally {
   await context.close();
+  releasePriority();
 }
 process.stdout.write(JSON.stringify(summary));
