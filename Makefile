@@ -68,12 +68,12 @@ demo: setup tfjs-deps
 # The export tests also need the TF.js converter venv, npm packages and Chromium.
 test: setup tfjs-deps web-deps
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" --durations=15
 
 # The tests marked slow (whole training runs: XLA, mixed precision, two replicas,
 # Ctrl-C/SIGKILL and resume, the demo command); CI runs them after `make test`.
 test-slow: setup tfjs-deps web-deps
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow --durations=15
 
 # TF.js export of the voice (float16 weights) and the browser demo on localhost:8000
 # (after `make demo`: `make web TFJS=runs/demo/tfjs` serves its export as it is).

@@ -2,8 +2,8 @@
 
 The site builds in strict mode (broken links, anchors and API references fail), the
 README's links resolve, every fenced ``python`` example of README.md and docs/ runs on
-the demo voice in a fresh interpreter, and the pages stay short and free of internal
-bookkeeping.
+the demo voice (all in one interpreter, each in a fresh namespace and folder), and the
+pages stay short and free of internal bookkeeping.
 
 Examples that cannot run here are written as ``bash`` or ``text`` blocks; a ``python``
 block preceded by the line ``<!-- no-test -->`` is skipped (use sparingly).
@@ -11,6 +11,7 @@ block preceded by the line ``<!-- no-test -->`` is skipped (use sparingly).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -103,18 +104,51 @@ def test_every_example_compiles():
         compile(param.values[0], param.id, "exec")
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("code", EXAMPLES)
-def test_example_runs(code, tmp_path):
+# Runs every example in one interpreter (TensorFlow loads once), each in a fresh
+# namespace and a fresh working folder; writes {id: {"error": traceback or None}}.
+RUNNER = """
+import contextlib, json, os, sys, tempfile, traceback
+examples, results_path, root = sys.argv[1:]
+results = {}
+for name, code in json.load(open(examples)).items():
+    os.chdir(tempfile.mkdtemp(prefix="example-", dir=root))
+    print(f"== {name}", flush=True)
+    try:
+        exec(compile(code, name, "exec"), {"__name__": "__main__"})
+        results[name] = {"error": None}
+    except BaseException:
+        results[name] = {"error": traceback.format_exc()}
+    with open(results_path, "w") as f:
+        json.dump(results, f)
+"""
+
+
+@pytest.fixture(scope="module")
+def example_runs(tmp_path_factory) -> dict:
+    """Each example's outcome, and the runner's output (for a crash that ends it)."""
+    folder = tmp_path_factory.mktemp("examples")
+    examples, results = folder / "examples.json", folder / "results.json"
+    examples.write_text(json.dumps({p.id: p.values[0] for p in EXAMPLES}))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.fspath(ROOT), env.get("PYTHONPATH")]))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-        timeout=900, check=False,
+        [sys.executable, "-c", RUNNER, os.fspath(examples), os.fspath(results),
+         os.fspath(folder)],
+        cwd=folder, env=env, capture_output=True, text=True, timeout=1800, check=False,
     )
-    if proc.returncode != 0:
-        missing = [tool for tool in MISSING_TOOLS if tool in proc.stderr]
+    outcomes = json.loads(results.read_text()) if results.is_file() else {}
+    return {"outcomes": outcomes, "output": f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [p.id for p in EXAMPLES])
+def test_example_runs(name, example_runs):
+    outcome = example_runs["outcomes"].get(name)
+    assert outcome is not None, f"the runner stopped before {name}:\n{example_runs['output']}"
+    error = outcome["error"]
+    if error is not None:
+        missing = [tool for tool in MISSING_TOOLS if tool in error]
         if missing:
             pytest.skip(f"needs what is not installed here: {missing[0]}")
-    assert proc.returncode == 0, f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    assert error is None, error[-5000:]
