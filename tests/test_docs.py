@@ -107,7 +107,7 @@ def test_every_example_compiles():
 # Runs every example in one interpreter (TensorFlow loads once), each in a fresh
 # namespace and a fresh working folder; writes {id: {"error": traceback or None}}.
 RUNNER = """
-import contextlib, json, os, sys, tempfile, traceback
+import json, os, sys, tempfile, traceback
 examples, results_path, root = sys.argv[1:]
 results = {}
 for name, code in json.load(open(examples)).items():
